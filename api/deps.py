@@ -1,0 +1,21 @@
+"""Shared objects of the api process, reached by routes through `Annotated` dependencies."""
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from pipeline.ids import IdGenerator
+from pipeline.producer import RecordProducer
+from pipeline.store.clickhouse import Store
+from sophra.settings import Settings
+
+
+def _state(name: str):
+    def get(request: Request):
+        return getattr(request.app.state, name)
+    return Depends(get)
+
+
+SettingsDep = Annotated[Settings, _state("settings")]
+ProducerDep = Annotated[RecordProducer, _state("producer")]
+StoreDep = Annotated[Store, _state("store")]
+IdsDep = Annotated[IdGenerator, _state("ids")]

@@ -1,0 +1,52 @@
+"""One JSON error shape for every failure: {"success": false, "error", "message", ["field"]}.
+
+`error` is a short stable text, `message` says what to do, `field` names the offending
+input as the client spelled it (e.g. "metrics.hallucinationRate").
+"""
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, message: str, *, field: str | None = None,
+                 headers: dict[str, str] | None = None, **extra):
+        self.status, self.headers = status, headers
+        self.body = {"success": False, "error": error, "message": message, **extra}
+        if field is not None:
+            self.body["field"] = field
+
+
+def invalid(field: str, message: str) -> ApiError:
+    return ApiError(400, "Invalid request", f"{field}: {message}", field=field)
+
+
+def _field(loc: tuple) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def _describe(err: dict) -> ApiError:
+    if err["type"] == "json_invalid":
+        return invalid("body", "is not valid JSON")
+    field = _field(tuple(err["loc"]))
+    if err["type"] == "missing":
+        return invalid(field, "is required")
+    return invalid(field, err["msg"][0].lower() + err["msg"][1:])
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError):
+        return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError):
+        e = _describe(exc.errors()[0])
+        return JSONResponse(e.body, status_code=e.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException):
+        e = ApiError(exc.status_code, "Not found" if exc.status_code == 404 else str(exc.detail), str(exc.detail))
+        return JSONResponse(e.body, status_code=e.status, headers=getattr(exc, "headers", None))

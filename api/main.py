@@ -1,0 +1,62 @@
+"""The FastAPI application and its lifecycle.
+
+Start-up creates missing topics and applies ClickHouse migrations (both idempotent),
+then opens the producer and the query pool; with `run_sink` (the embedded default,
+where chdb allows only one process per data folder) the ClickHouse sink runs in this
+process on its own thread.
+"""
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from pipeline.ids import IdGenerator
+from pipeline.producer import RecordProducer
+from pipeline.sink.consumer import Sink
+from pipeline.store.clickhouse import Store
+from pipeline.store.migrate import migrate
+from pipeline.topics import ensure_topics
+from sophra.settings import Settings
+
+from . import errors
+from .body_limit import BodyLimit
+from .routes import agents, vitals
+
+log = logging.getLogger("sophra.api")
+
+
+def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await asyncio.to_thread(ensure_topics, bootstrap, settings.topic_prefix)
+        applied = await asyncio.to_thread(migrate, settings.clickhouse_dsn, settings.clickhouse_database)
+        if applied:
+            log.info("applied migrations: %s", ", ".join(applied))
+        app.state.settings = settings
+        app.state.ids = IdGenerator(settings.node_id)
+        app.state.producer = RecordProducer(bootstrap)
+        app.state.store = Store(settings.clickhouse_dsn, settings.clickhouse_database)
+        app.state.sink = Sink(settings, bootstrap).start() if run_sink else None
+        try:
+            yield
+        finally:
+            left = await asyncio.to_thread(app.state.producer.close)
+            if left:
+                log.error("%d records were not delivered to Kafka at shutdown", left)
+            if app.state.sink:
+                await asyncio.to_thread(app.state.sink.stop)
+            app.state.store.close()
+
+    app = FastAPI(title="Sophra", version="0.1.0", lifespan=lifespan,
+                  description="Monitoring for AI agents and the applications around them")
+    errors.install(app)
+    app.include_router(vitals.router)
+    app.include_router(agents.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz():
+        return {"ok": True}
+
+    app.add_middleware(BodyLimit)
+    return app

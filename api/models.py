@@ -1,0 +1,101 @@
+"""Request and response models of the agent API, field for field as reference 003.
+
+Requests use the reference's camelCase names and are strict: counts must be JSON
+integers, rates JSON numbers, nothing may be NaN or infinite. Responses use its
+snake_case names.
+"""
+import math
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_COUNT = 2**53 - 1  # exact in JavaScript, fits Avro long and UInt64
+AgentId = Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$",
+                description='Unique identifier of the agent (e.g. "my-prod-agent")')
+
+
+def iso_ms(epoch_ms: int) -> str:
+    """`2026-04-04T16:44:00.000Z`, the reference's time format."""
+    dt = datetime.fromtimestamp(epoch_ms // 1000, timezone.utc)
+    return f"{dt:%Y-%m-%dT%H:%M:%S}.{epoch_ms % 1000:03d}Z"
+
+
+def _finite(value: Any, where: str) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} must be a finite number")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _finite(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _finite(v, f"{where}[{i}]")
+    return value
+
+
+class VitalMetrics(BaseModel):
+    """Standard metrics; any other key is a custom metric, stored in `metadata`."""
+    model_config = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
+
+    tokenConsumption: int = Field(0, ge=0, le=MAX_COUNT, description="Tokens used in current window")
+    tokenLimit: int = Field(100_000, ge=1, le=MAX_COUNT, description="The model's context window")
+    hallucinationRate: float = Field(0.0, ge=0.0, le=1.0, description="Rate 0.0-1.0")
+    loopCount: int = Field(0, ge=0, le=MAX_COUNT, description="Recursive calls / re-tries in window")
+    conflictCount: int = Field(0, ge=0, le=MAX_COUNT, description="Directive conflicts detected")
+
+    def custom(self) -> dict[str, Any]:
+        extra = self.model_extra or {}
+        for k, v in extra.items():
+            _finite(v, f"metrics.{k}")
+        return dict(extra)
+
+
+class VitalsIn(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    agentId: str = AgentId
+    agentName: str | None = Field(None, max_length=256, description="Display name shown on the dashboard")
+    metrics: VitalMetrics = Field(default_factory=VitalMetrics)
+    metadata: dict[str, Any] | None = Field(None, description="Any custom data, shown in the detailed view")
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_finite(cls, v):
+        return _finite(v, "metadata") if v is not None else v
+
+
+Health = Literal["green", "amber", "red"]
+
+
+class VitalOut(BaseModel):
+    id: int
+    agent_id: str
+    token_consumption: int
+    hallucination_rate: float
+    loop_frequency: int
+    directive_conflicts: int
+    overall_health: Health
+    recorded_at: str
+
+
+class VitalCreated(BaseModel):
+    success: Literal[True] = True
+    health: Health
+    vital: VitalOut
+
+
+class VitalRecord(VitalOut):
+    token_limit: int
+    metadata: dict[str, Any]
+
+
+class VitalsList(BaseModel):
+    success: Literal[True] = True
+    vitals: list[VitalRecord]
+
+
+class ErrorOut(BaseModel):
+    success: Literal[False] = False
+    error: str
+    message: str
+    field: str | None = None

@@ -1,0 +1,60 @@
+"""POST /api/vitals: validate, score health, produce the record, answer once Kafka has it."""
+import json
+import time
+
+from fastapi import APIRouter
+
+from pipeline import health
+from pipeline.producer import Backpressure, DeliveryFailed
+from pipeline.topics import AGENT_VITALS, entity_key
+from schemas import codec
+
+from ..auth import Tenant
+from ..deps import IdsDep, ProducerDep, SettingsDep
+from ..errors import ApiError, invalid
+from ..models import ErrorOut, VitalCreated, VitalOut, VitalsIn, iso_ms
+
+router = APIRouter(tags=["vitals"])
+
+BUSY = {"status": 503, "error": "Service unavailable", "headers": {"Retry-After": "1"}}
+
+
+@router.post("/api/vitals", response_model=VitalCreated,
+             responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 503: {"model": ErrorOut}})
+async def report_vitals(body: VitalsIn, tenant: Tenant, settings: SettingsDep,
+                        producer: ProducerDep, ids: IdsDep) -> VitalCreated:
+    m = body.metrics
+    try:  # custom metrics first, so the explicit metadata object wins on a shared key
+        metadata = {**m.custom(), **(body.metadata or {})}
+    except ValueError as exc:
+        field, _, why = str(exc).partition(" must ")
+        raise invalid(field, "must " + why) from None
+    overall = health.score(token_consumption=m.tokenConsumption, token_limit=m.tokenLimit,
+                           hallucination_rate=m.hallucinationRate, loop_count=m.loopCount,
+                           conflict_count=m.conflictCount)
+    record = {
+        "tenant": tenant,
+        "id": ids.next_id(),
+        "agent_id": body.agentId,
+        "agent_name": body.agentName,
+        "token_consumption": m.tokenConsumption,
+        "token_limit": m.tokenLimit,
+        "hallucination_rate": m.hallucinationRate,
+        "loop_frequency": m.loopCount,
+        "directive_conflicts": m.conflictCount,
+        "overall_health": overall,
+        "metadata": json.dumps(metadata, separators=(",", ":"), ensure_ascii=False),
+        "recorded_at": time.time_ns() // 1_000_000,
+    }
+    try:
+        await producer.send(settings.topic(AGENT_VITALS.name), entity_key(tenant, body.agentId),
+                            codec.encode("agent_vital", record))
+    except Backpressure:
+        raise ApiError(message="Too many writes in flight; retry shortly", **BUSY) from None
+    except DeliveryFailed as exc:
+        raise ApiError(message=f"Record not stored, retry: {exc}", **BUSY) from None
+    return VitalCreated(health=overall, vital=VitalOut(
+        id=record["id"], agent_id=body.agentId, token_consumption=m.tokenConsumption,
+        hallucination_rate=m.hallucinationRate, loop_frequency=m.loopCount,
+        directive_conflicts=m.conflictCount, overall_health=overall, recorded_at=iso_ms(record["recorded_at"]),
+    ))

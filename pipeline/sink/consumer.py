@@ -1,0 +1,119 @@
+"""The ClickHouse sink: consume every record topic, insert in batches, then commit.
+
+A batch closes at `sink_batch_rows` rows or `sink_batch_ms` milliseconds. Its order of
+work is fixed: insert into ClickHouse (retrying with backoff until it succeeds or the
+sink stops), make sure its dead letters are on the DLQ topic, and only then commit
+the offsets. A crash at any point re-reads the uncommitted messages; the dedup token
+and the ReplacingMergeTree tables (keyed by record id) keep that from doubling rows.
+"""
+import logging
+import threading
+import time
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from sophra.settings import Settings
+
+from ..producer import producer_config
+from ..store.clickhouse import connect
+from ..topics import RECORD_TOPICS, dlq
+from .steps import Batch, DeadLetter, insert_batch, to_row
+
+log = logging.getLogger("sophra.sink")
+
+
+class Sink:
+    def __init__(self, settings: Settings, bootstrap: str):
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.dlq_topic = {settings.topic(t.name): settings.topic(dlq(t).name) for t in RECORD_TOPICS}
+        self.inserted_rows = 0
+        self.dead_letters = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._batch = Batch()
+        self._client = None
+        self._consumer: Consumer | None = None
+        self._dlq_producer = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> "Sink":
+        self._thread = threading.Thread(target=self.run, name="clickhouse-sink", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def run(self) -> None:
+        from confluent_kafka import Producer
+
+        self._client = connect(self.settings.clickhouse_dsn, self.settings.clickhouse_database)
+        self._dlq_producer = Producer(producer_config(self.bootstrap))
+        self._consumer = Consumer({
+            "bootstrap.servers": self.bootstrap,
+            "group.id": self.settings.sink_group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": False,
+        })
+        # Before partitions move to another sink, land and commit what we hold of them.
+        self._consumer.subscribe(list(self.dlq_topic), on_revoke=lambda c, parts: self._flush())
+        try:
+            while not self._stop.is_set():
+                for msg in self._consumer.consume(num_messages=1000, timeout=0.05):
+                    self._take(msg)
+                if self._batch.due(self.settings.sink_batch_rows, self.settings.sink_batch_ms):
+                    self._flush()
+            self._flush()
+        finally:
+            self._consumer.close()
+            self._dlq_producer.flush(10)
+
+    # -- steps -----------------------------------------------------------------------
+    def _take(self, msg) -> None:
+        if msg.error():
+            if msg.error().code() != KafkaError._PARTITION_EOF:
+                log.warning("consume error: %s", msg.error())
+            return
+        self._batch.track(msg.topic(), msg.partition(), msg.offset())
+        result = to_row(msg.value())
+        if isinstance(result, DeadLetter):
+            self._dead_letter(msg, result.reason)
+        else:
+            self._batch.add(result)
+
+    def _dead_letter(self, msg, reason: str) -> None:
+        log.warning("dead letter %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason)
+        self._dlq_producer.produce(
+            self.dlq_topic[msg.topic()], value=msg.value(), key=msg.key(),
+            headers=[("reason", reason.encode()), ("source", f"{msg.topic()}/{msg.partition()}/{msg.offset()}".encode())],
+        )
+        self.dead_letters += 1
+
+    def _flush(self) -> None:
+        batch = self._batch
+        if not batch.ranges:
+            return
+        self._insert_with_retry(batch)
+        if self._dlq_producer.flush(30) > 0:
+            raise RuntimeError("dead letters not acknowledged by Kafka; not committing")
+        offsets = [TopicPartition(t, p, o) for (t, p), o in batch.commit_offsets().items()]
+        self._consumer.commit(offsets=offsets, asynchronous=False)
+        self.inserted_rows += batch.size
+        self._batch = Batch()
+
+    def _insert_with_retry(self, batch: Batch) -> None:
+        delay = 0.1
+        while True:
+            try:
+                insert_batch(self._client, batch)
+                return
+            except Exception as exc:  # ClickHouse down or busy: keep the batch, try again
+                if self._stop.is_set() and delay > 5:
+                    raise
+                log.warning("insert of %d rows failed, retrying in %.1fs: %s", batch.size, delay, exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 10)

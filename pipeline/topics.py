@@ -1,0 +1,70 @@
+"""Kafka topics: the one place their names, partitions, retention and compaction are declared.
+
+Every process calls `ensure_topics` at start-up; the broker itself never auto-creates
+topics, so a typo fails loudly instead of making a one-partition topic that the
+worker's tables would reject.
+"""
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError
+from confluent_kafka.admin import AdminClient, NewTopic
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    retention_ms: int
+    kind: str | None = None  # Avro record kind carried, for the sink and the worker
+    compacted: bool = False
+
+    def config(self) -> dict[str, str]:
+        return {
+            "retention.ms": str(self.retention_ms),
+            "cleanup.policy": "compact" if self.compacted else "delete",
+        }
+
+
+# Records are keyed "<tenant>/<agent or application id>", so all of one entity's
+# records share a partition and its worker state lives in one place. Record topics are
+# the source of truth for replay, hence a month of retention.
+AGENT_VITALS = TopicSpec("agent.vitals", partitions=6, retention_ms=30 * DAY_MS, kind="agent_vital")
+AGENT_EVENTS = TopicSpec("agent.events", partitions=6, retention_ms=30 * DAY_MS, kind="agent_event")
+
+RECORD_TOPICS = (AGENT_VITALS, AGENT_EVENTS)
+
+
+def dlq(spec: TopicSpec) -> TopicSpec:
+    """Dead-letter topic for records of `spec` that could not be decoded or stored."""
+    return TopicSpec(spec.name + ".dlq", partitions=1, retention_ms=90 * DAY_MS)
+
+
+ALL_TOPICS = RECORD_TOPICS + tuple(dlq(t) for t in RECORD_TOPICS)
+
+
+def entity_key(tenant: str, entity_id: str) -> bytes:
+    return f"{tenant}/{entity_id}".encode()
+
+
+def ensure_topics(bootstrap: str, prefix: str = "", specs=ALL_TOPICS, timeout: float = 30) -> list[str]:
+    """Create the missing topics; returns the names it created. Safe to run from many processes."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    wanted = [
+        NewTopic(prefix + s.name, num_partitions=s.partitions, replication_factor=-1, config=s.config())
+        for s in specs if prefix + s.name not in existing
+    ]
+    if not wanted:
+        return []
+    created = []
+    for name, fut in admin.create_topics(wanted, operation_timeout=timeout).items():
+        try:
+            fut.result(timeout)
+            created.append(name)
+        except Exception as exc:  # another process may have won the race
+            err = exc.args[0] if exc.args else None
+            if not (isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
+                raise
+    return created

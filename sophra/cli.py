@@ -1,0 +1,181 @@
+"""`sophra`: one command for every process of the platform.
+
+    sophra up       the embedded default: Kafka broker, worker, api + in-process sink
+    sophra api      the api (production: one of many replicas)
+    sophra worker   the Faust worker
+    sophra sink     the ClickHouse sink
+    sophra migrate  apply ClickHouse migrations
+    sophra kafka    fetch the broker jars, or run the broker alone
+"""
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+
+from .settings import Settings, env_help
+
+log = logging.getLogger("sophra")
+
+
+def _settings(args) -> Settings:
+    overrides = {k: v for k, v in {
+        "data_dir": args.data_dir, "host": getattr(args, "host", None), "port": getattr(args, "port", None),
+        "kafka_bootstrap_servers": args.kafka, "clickhouse_url": args.clickhouse_url,
+    }.items() if v is not None}
+    return Settings(**overrides)
+
+
+def _bootstrap(settings: Settings) -> str:
+    if not settings.kafka_bootstrap_servers:
+        raise SystemExit("KAFKA_BOOTSTRAP_SERVERS (or --kafka) is required; `sophra up` starts a local broker")
+    return settings.kafka_bootstrap_servers
+
+
+async def _serve(settings: Settings, bootstrap: str, *, run_sink: bool, children=(), announce=None) -> int:
+    """Run the api until a signal, or until a child process dies (then exit 1)."""
+    import uvicorn
+
+    from api.main import create_app
+
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, bootstrap, run_sink=run_sink),
+                                           host=settings.host, port=settings.port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    while not server.started and not serving.done():
+        await asyncio.sleep(0.02)
+    if server.started and announce:
+        announce()
+    failed = 0
+    while not serving.done():
+        for name, proc in children:
+            if proc.poll() is not None and not server.should_exit:
+                log.error("%s exited with code %s; stopping", name, proc.returncode)
+                failed, server.should_exit = 1, True
+        await asyncio.wait([serving], timeout=0.5)
+    serving.result()
+    return failed or (0 if server.started else 1)
+
+
+def cmd_up(args) -> int:
+    from deploy.local_kafka import LocalKafka, fetch
+    from pipeline.topics import ensure_topics
+
+    from .processes import spawn, terminate
+
+    t0 = time.monotonic()
+    settings = _settings(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    kafka = worker = None
+    try:
+        bootstrap = settings.kafka_bootstrap_servers
+        if not bootstrap:
+            fetch()
+            kafka = LocalKafka(settings.data_dir / "kafka", port=settings.kafka_port)
+            bootstrap = kafka.start()
+        ensure_topics(bootstrap, settings.topic_prefix)  # before the worker, whose tables check partitions
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "SOPHRA_DATA_DIR": str(settings.data_dir)}
+        worker = spawn([sys.executable, "-m", "sophra", "worker"], log_path=settings.data_dir / "worker.log", env=env)
+
+        def announce():
+            print(f"Sophra is up at http://{settings.host}:{settings.port}  "
+                  f"(kafka {bootstrap}, clickhouse {settings.clickhouse_dsn}; "
+                  f"started in {time.monotonic() - t0:.1f}s; Ctrl-C stops everything)", flush=True)
+
+        return asyncio.run(_serve(settings, bootstrap, run_sink=True, children=[("worker", worker)],
+                                  announce=announce))
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        # Stop in dependency order: the worker still needs the broker to commit.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        terminate(worker)
+        if kafka:
+            kafka.stop()
+        print("Sophra stopped.", flush=True)
+
+
+def cmd_api(args) -> int:
+    settings = _settings(args)
+    try:
+        return asyncio.run(_serve(settings, _bootstrap(settings), run_sink=args.with_sink,
+                                  announce=lambda: print(f"api at http://{settings.host}:{settings.port}", flush=True)))
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_worker(args) -> int:
+    from pipeline.worker.app import run
+
+    settings = _settings(args)
+    run(settings, _bootstrap(settings), loglevel=args.loglevel)
+    return 0
+
+
+def cmd_sink(args) -> int:
+    from pipeline.sink.consumer import Sink
+    from pipeline.store.migrate import migrate
+    from pipeline.topics import ensure_topics
+
+    settings = _settings(args)
+    bootstrap = _bootstrap(settings)
+    ensure_topics(bootstrap, settings.topic_prefix)
+    migrate(settings.clickhouse_dsn, settings.clickhouse_database)
+    sink = Sink(settings, bootstrap)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: sink.stop(timeout=0))
+    sink.run()
+    return 0
+
+
+def cmd_migrate(args) -> int:
+    from pipeline.store.migrate import migrate
+
+    settings = _settings(args)
+    applied = migrate(settings.clickhouse_dsn, settings.clickhouse_database)
+    print("applied: " + ", ".join(applied) if applied else "schema is up to date")
+    return 0
+
+
+def cmd_kafka(args) -> int:
+    from deploy.local_kafka import main as kafka_main
+
+    return kafka_main(args.kafka_args) or 0
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="data folder (SOPHRA_DATA_DIR)")
+    common.add_argument("--kafka", metavar="BOOTSTRAP", help="Kafka bootstrap servers (KAFKA_BOOTSTRAP_SERVERS)")
+    common.add_argument("--clickhouse-url", help="ClickHouse DSN (CLICKHOUSE_URL)")
+    http = argparse.ArgumentParser(add_help=False)
+    http.add_argument("--host", help="listen address (SOPHRA_HOST)")
+    http.add_argument("--port", type=int, help="listen port (SOPHRA_PORT)")
+
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(prog="sophra", description=__doc__, epilog=env_help(), formatter_class=fmt)
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, fn, parents, text in [
+        ("up", cmd_up, [common, http], "run everything on this machine (embedded default)"),
+        ("api", cmd_api, [common, http], "run the api"),
+        ("worker", cmd_worker, [common], "run the Faust worker"),
+        ("sink", cmd_sink, [common], "run the ClickHouse sink"),
+        ("migrate", cmd_migrate, [common], "apply ClickHouse migrations"),
+    ]:
+        sp = sub.add_parser(name, parents=parents, help=text, description=text, epilog=env_help(), formatter_class=fmt)
+        sp.set_defaults(fn=fn)
+    sub.choices["api"].add_argument("--with-sink", action="store_true", help="also run the sink in this process")
+    sub.choices["worker"].add_argument("--loglevel", default="warn", choices=["crit", "error", "warn", "info", "debug"])
+    kp = sub.add_parser("kafka", help="fetch the Kafka jars or run the local broker alone (see `sophra kafka -h`)",
+                        add_help=False)
+    kp.add_argument("kafka_args", nargs=argparse.REMAINDER)
+    kp.set_defaults(fn=cmd_kafka, data_dir=None, kafka=None, clickhouse_url=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("clickhouse_connect").setLevel(logging.WARNING)
+    args = parser().parse_args(argv)
+    return args.fn(args)

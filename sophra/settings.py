@@ -1,0 +1,57 @@
+"""One typed settings object for every process; each field reads one environment variable.
+
+CLI flags override the environment by passing keyword arguments to `Settings(...)`.
+"""
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(name: str, description: str, default, **kw):
+    # Field names stay pythonic; the environment variable is the alias, and the field name is
+    # accepted too so code can write Settings(data_dir=...).
+    return Field(default, validation_alias=AliasChoices(name, kw.pop("field")), description=description, **kw)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    data_dir: Path = _env("SOPHRA_DATA_DIR", "Folder for the embedded broker and ClickHouse data", Path("data"), field="data_dir")
+    host: str = _env("SOPHRA_HOST", "Address the api listens on", "127.0.0.1", field="host")
+    port: int = _env("SOPHRA_PORT", "Port the api listens on", 8000, field="port")
+    kafka_bootstrap_servers: str | None = _env(
+        "KAFKA_BOOTSTRAP_SERVERS", "Use this Kafka cluster; unset = start the embedded broker", None,
+        field="kafka_bootstrap_servers")
+    kafka_port: int = _env("SOPHRA_KAFKA_PORT", "Port of the embedded broker (0 = any free port)", 0, field="kafka_port")
+    clickhouse_url: str | None = _env(
+        "CLICKHOUSE_URL", "ClickHouse DSN (http://user:pass@host:8123); unset = chdb://<data dir>/clickhouse",
+        None, field="clickhouse_url")
+    clickhouse_database: str = _env("CLICKHOUSE_DATABASE", "ClickHouse database", "sophra", field="clickhouse_database")
+    topic_prefix: str = _env("SOPHRA_TOPIC_PREFIX", "Prefix for every Kafka topic name", "", field="topic_prefix")
+    node_id: int = _env("SOPHRA_NODE_ID", "Distinct id (0-31) of each api replica, part of record ids", 0,
+                        field="node_id", ge=0, le=31)
+    sink_group: str = _env("SOPHRA_SINK_GROUP", "Consumer group of the ClickHouse sink", "sophra-sink", field="sink_group")
+    worker_id: str = _env("SOPHRA_WORKER_ID", "Faust application id (consumer group) of the worker", "sophra-worker",
+                          field="worker_id")
+    sink_batch_rows: int = _env("SOPHRA_SINK_BATCH_ROWS", "Rows per ClickHouse insert, at most", 10000,
+                                field="sink_batch_rows", gt=0)
+    sink_batch_ms: int = _env("SOPHRA_SINK_BATCH_MS", "Longest time a row waits in the sink before its insert", 250,
+                              field="sink_batch_ms", gt=0)
+
+    @cached_property
+    def clickhouse_dsn(self) -> str:
+        return self.clickhouse_url or f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    def topic(self, base: str) -> str:
+        return self.topic_prefix + base
+
+
+def env_help() -> str:
+    """The environment variables and their meaning, for `--help`."""
+    lines = ["environment variables:"]
+    for name, field in Settings.model_fields.items():
+        env = field.validation_alias.choices[0]
+        lines.append(f"  {env:<26} {field.description} (default: {field.default})")
+    return "\n".join(lines)
