@@ -38,6 +38,9 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
         app.state.producer = RecordProducer(bootstrap)
         app.state.store = Store(settings.clickhouse_dsn, settings.clickhouse_database)
         app.state.sink = Sink(settings, bootstrap).start() if run_sink else None
+        # Announce readiness only once records written now become readable promptly.
+        if app.state.sink and not await asyncio.to_thread(app.state.sink.wait_ready):
+            raise RuntimeError("the ClickHouse sink did not join its consumer group")
         try:
             yield
         finally:

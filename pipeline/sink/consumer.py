@@ -30,6 +30,7 @@ class Sink:
         self.inserted_rows = 0
         self.dead_letters = 0
         self._stop = threading.Event()
+        self.ready = threading.Event()  # set once the group gave this sink its partitions
         self._thread: threading.Thread | None = None
         self._batch = Batch()
         self._client = None
@@ -41,6 +42,14 @@ class Sink:
         self._thread = threading.Thread(target=self.run, name="clickhouse-sink", daemon=True)
         self._thread.start()
         return self
+
+    def wait_ready(self, timeout: float = 60) -> bool:
+        """Block until the sink holds partitions (a fresh group takes seconds to form)."""
+        deadline = time.monotonic() + timeout
+        while not self.ready.wait(0.05):
+            if time.monotonic() > deadline or not (self._thread and self._thread.is_alive()):
+                return False
+        return True
 
     def stop(self, timeout: float = 30) -> None:
         self._stop.set()
@@ -60,7 +69,8 @@ class Sink:
             "enable.partition.eof": False,
         })
         # Before partitions move to another sink, land and commit what we hold of them.
-        self._consumer.subscribe(list(self.dlq_topic), on_revoke=lambda c, parts: self._flush())
+        self._consumer.subscribe(list(self.dlq_topic), on_assign=lambda c, parts: self.ready.set(),
+                                 on_revoke=lambda c, parts: self._flush())
         try:
             while not self._stop.is_set():
                 for msg in self._consumer.consume(num_messages=1000, timeout=0.05):
