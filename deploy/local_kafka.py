@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
-import ctypes
 import os
 import re
 import shutil
@@ -37,6 +35,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Sequence
+
+from sophra.processes import spawn, terminate
 
 __all__ = [
     "KAFKA_VERSION",
@@ -226,25 +226,6 @@ def _port_free(port: int) -> bool:
         return True
 
 
-def _death_signal_preexec(parent_pid: int):
-    """preexec_fn: ask Linux to SIGTERM the child when its parent dies (PR_SET_PDEATHSIG).
-
-    Note: Linux fires it when the *thread* that forked the child exits; start the
-    broker from a long-lived thread (normally the main one).
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-    PR_SET_PDEATHSIG = 1
-
-    def preexec() -> None:
-        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-        if os.getppid() != parent_pid:  # parent already died before prctl took effect
-            os._exit(1)
-
-    return preexec
-
-
 class LocalKafka:
     """One Kafka broker+controller (KRaft) bound to 127.0.0.1, state in ``data_dir``.
 
@@ -358,15 +339,7 @@ class LocalKafka:
                 self._log_file = open(self.broker_log, "ab")
                 self._log_start = self._log_file.tell()
                 started = time.monotonic()
-                self._proc = subprocess.Popen(
-                    cmd,
-                    cwd=self.data_dir,
-                    stdin=subprocess.DEVNULL,
-                    stdout=self._log_file,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,  # a terminal Ctrl-C reaches only our supervisor
-                    preexec_fn=_death_signal_preexec(os.getpid()),
-                )
+                self._proc = spawn(cmd, stdout=self._log_file, cwd=self.data_dir)
             except BaseException:
                 self._close_log()
                 self._release_dir_lock()
@@ -385,15 +358,7 @@ class LocalKafka:
             proc = self._proc
             if proc is None:
                 return
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-                    proc.wait()
+            terminate(proc, timeout)  # SIGTERM makes Kafka do a controlled shutdown
             self._close_log()
             self._release_dir_lock()
 

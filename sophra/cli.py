@@ -76,7 +76,8 @@ def cmd_up(args) -> int:
             bootstrap = kafka.start()
         ensure_topics(bootstrap, settings.topic_prefix)  # before the worker, whose tables check partitions
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "SOPHRA_DATA_DIR": str(settings.data_dir)}
-        worker = spawn([sys.executable, "-m", "sophra", "worker"], log_path=settings.data_dir / "worker.log", env=env)
+        with open(settings.data_dir / "worker.log", "ab") as worker_log:
+            worker = spawn([sys.executable, "-m", "sophra", "worker"], stdout=worker_log, env=env)
 
         def announce():
             print(f"Sophra is up at http://{settings.host}:{settings.port}  "

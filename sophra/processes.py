@@ -1,29 +1,38 @@
-"""Child processes of `sophra up`: started in their own session (a terminal Ctrl-C reaches
-only the supervisor, which then stops them in order) and bound to the supervisor's life
-(PR_SET_PDEATHSIG), so no child outlives it even if it is killed outright."""
+"""Child processes of `sophra up` (the broker, the worker): one home for how they start and stop.
+
+Each child runs in its own session, so a terminal Ctrl-C reaches only the supervisor,
+which then stops the children in order; and each is bound to the supervisor's life
+(Linux PR_SET_PDEATHSIG), so none outlives it even if it is killed outright. Linux
+ties the death signal to the *thread* that forked the child: spawn from a thread that
+lives as long as the child (normally the main one).
+"""
 import ctypes
 import os
 import signal
 import subprocess
+import sys
 
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:  # not Linux: the supervisor's own shutdown path still stops children
-        pass
+def _die_with_parent(parent_pid: int):
+    if not sys.platform.startswith("linux"):
+        return None  # elsewhere the supervisor's own shutdown path still stops children
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
 
 
-def spawn(args: list[str], *, log_path: os.PathLike | None = None, env: dict | None = None) -> subprocess.Popen:
-    out = open(log_path, "ab") if log_path else None
-    try:
-        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT if out else None, env=env,
-                                start_new_session=True, preexec_fn=_die_with_parent)
-    finally:
-        if out:
-            out.close()
+def spawn(args: list[str], *, stdout=None, env: dict | None = None, cwd=None) -> subprocess.Popen:
+    """Start a child whose output goes to `stdout` (a file object; None = inherit)."""
+    return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=stdout,
+                            stderr=subprocess.STDOUT if stdout is not None else None,
+                            env=env, cwd=cwd, start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
 
 
 def terminate(proc: subprocess.Popen | None, timeout: float = 30) -> int | None:
@@ -31,10 +40,12 @@ def terminate(proc: subprocess.Popen | None, timeout: float = 30) -> int | None:
     if proc is None:
         return None
     if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
         try:
+            proc.send_signal(signal.SIGTERM)
             proc.wait(timeout)
+        except ProcessLookupError:
+            pass
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    return proc.returncode
+    return proc.wait()
