@@ -139,12 +139,6 @@ def cmd_migrate(args) -> int:
     return 0
 
 
-def cmd_kafka(args) -> int:
-    from deploy.local_kafka import main as kafka_main
-
-    return kafka_main(args.kafka_args) or 0
-
-
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", help="data folder (SOPHRA_DATA_DIR)")
@@ -168,15 +162,18 @@ def parser() -> argparse.ArgumentParser:
         sp.set_defaults(fn=fn)
     sub.choices["api"].add_argument("--with-sink", action="store_true", help="also run the sink in this process")
     sub.choices["worker"].add_argument("--loglevel", default="warn", choices=["crit", "error", "warn", "info", "debug"])
-    kp = sub.add_parser("kafka", help="fetch the Kafka jars or run the local broker alone (see `sophra kafka -h`)",
-                        add_help=False)
-    kp.add_argument("kafka_args", nargs=argparse.REMAINDER)
-    kp.set_defaults(fn=cmd_kafka, data_dir=None, kafka=None, clickhouse_url=None)
+    # Listed for --help only: main() hands `sophra kafka ...` to the broker runner's own parser.
+    sub.add_parser("kafka", help="fetch the Kafka jars or run the local broker alone (see `sophra kafka -h`)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("clickhouse_connect").setLevel(logging.WARNING)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["kafka"]:
+        from deploy.local_kafka import main as kafka_main
+
+        return kafka_main(argv[1:]) or 0
     args = parser().parse_args(argv)
     return args.fn(args)
