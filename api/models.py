@@ -84,9 +84,17 @@ class VitalCreated(BaseModel):
     vital: VitalOut
 
 
-class VitalRecord(VitalOut):
+class VitalRecord(BaseModel):
+    id: int
+    agent_id: str
+    token_consumption: int
     token_limit: int
+    hallucination_rate: float
+    loop_frequency: int
+    directive_conflicts: int
+    overall_health: Health
     metadata: dict[str, Any]
+    recorded_at: str
 
 
 class VitalsList(BaseModel):
