@@ -1,13 +1,14 @@
-"""Who is asking: the account (tenant) behind the request's Bearer key.
+"""Who is asking: the account behind the request's Bearer key.
 
-Minimal for now: any `sk_...` Bearer key is accepted and its tenant is derived from a
-hash of the key, so different keys never share data. Issued, revocable keys come next.
+Keys are checked against the replicated key book (pipeline/accounts.py): a missing,
+unknown or revoked key gets reference 003's 401 body.
 """
-import hashlib
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from pipeline.accounts import KeyState
 
 from .errors import ApiError
 
@@ -19,16 +20,33 @@ UNAUTHORIZED = ApiError(
 )
 
 
-def tenant_of(key: str) -> str:
-    return "t_" + hashlib.sha256(key.encode()).hexdigest()[:24]
+def _key_state(request: Request, credentials: HTTPAuthorizationCredentials | None) -> KeyState | None:
+    if credentials is None:
+        return None
+    return request.app.state.keys.book.authenticate(credentials.credentials)
 
 
-async def current_tenant(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
-    if credentials is None or not credentials.credentials.startswith("sk_"):
+async def current_key(request: Request,
+                      credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> KeyState:
+    state = _key_state(request, credentials)
+    if state is None:
         raise UNAUTHORIZED
-    return tenant_of(credentials.credentials)
+    return state
 
 
+async def optional_key(request: Request,
+                       credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> KeyState | None:
+    """The caller's key if it sent a valid one; a wrong key is still refused."""
+    state = _key_state(request, credentials)
+    if credentials is not None and state is None:
+        raise UNAUTHORIZED
+    return state
+
+
+async def current_tenant(key: Annotated[KeyState, Depends(current_key)]) -> str:
+    return key.tenant
+
+
+CurrentKey = Annotated[KeyState, Depends(current_key)]
+OptionalKey = Annotated[KeyState | None, Depends(optional_key)]
 Tenant = Annotated[str, Depends(current_tenant)]

@@ -3,6 +3,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from pipeline.accounts import KeyRegistry
 from pipeline.ids import IdGenerator
 from pipeline.producer import RecordProducer
 from pipeline.store.clickhouse import Store
@@ -19,3 +20,4 @@ SettingsDep = Annotated[Settings, _state("settings")]
 ProducerDep = Annotated[RecordProducer, _state("producer")]
 StoreDep = Annotated[Store, _state("store")]
 IdsDep = Annotated[IdGenerator, _state("ids")]
+KeysDep = Annotated[KeyRegistry, _state("keys")]

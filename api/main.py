@@ -10,18 +10,20 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
+from pipeline.accounts import KeyRegistry
 from pipeline.ids import IdGenerator
 from pipeline.producer import RecordProducer
 from pipeline.sink.consumer import Sink
 from pipeline.store.clickhouse import Store
 from pipeline.store.migrate import migrate
-from pipeline.topics import ensure_topics
+from pipeline.topics import ACCOUNT_KEYS, ensure_topics
 from sophra.settings import Settings
 
 from . import errors
 from .body_limit import BodyLimit
-from .routes import agents, vitals
+from .routes import agents, keys, sdk, vitals
 
 log = logging.getLogger("sophra.api")
 
@@ -36,6 +38,8 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
         app.state.settings = settings
         app.state.ids = IdGenerator(settings.node_id)
         app.state.producer = RecordProducer(bootstrap)
+        app.state.keys = await asyncio.to_thread(
+            lambda: KeyRegistry(bootstrap, settings.topic(ACCOUNT_KEYS.name)).start())
         app.state.store = Store(settings.clickhouse_dsn, settings.clickhouse_database)
         app.state.sink = Sink(settings, bootstrap).start() if run_sink else None
         # Announce readiness only once records written now become readable promptly.
@@ -50,16 +54,24 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
             if app.state.sink:
                 await asyncio.to_thread(app.state.sink.stop)
             app.state.store.close()
+            app.state.keys.stop()
 
     app = FastAPI(title="Sophra", version="0.1.0", lifespan=lifespan,
                   description="Monitoring for AI agents and the applications around them")
     errors.install(app)
+    app.include_router(keys.router)
     app.include_router(vitals.router)
     app.include_router(agents.router)
+    app.include_router(sdk.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz():
         return {"ok": True}
 
     app.add_middleware(BodyLimit)
+    # The browser SDK is loaded into any page and calls the api from that page's origin;
+    # it authenticates with a Bearer key, never cookies, so any origin may call.
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST", "PATCH", "DELETE"],
+                       allow_headers=["Authorization", "Content-Type"],
+                       expose_headers=["Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"])
     return app

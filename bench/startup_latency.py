@@ -53,7 +53,8 @@ def stop(proc: subprocess.Popen) -> float:
 
 def write_to_readable(port: int, n: int) -> list[float]:
     lat = []
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": "Bearer sk_live_bench"}) as http:
+    key = httpx.post(f"http://127.0.0.1:{port}/api/keys", json={"email": f"bench-{time.time_ns()}@sophra.local"}).json()["key"]
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}) as http:
         for i in range(n):
             agent = f"bench-{i}"
             assert http.post("/api/vitals", json={"agentId": agent, "metrics": {"loopCount": i}}).status_code == 200

@@ -35,13 +35,17 @@ AGENT_EVENTS = TopicSpec("agent.events", partitions=6, retention_ms=30 * DAY_MS,
 
 RECORD_TOPICS = (AGENT_VITALS, AGENT_EVENTS)
 
+# API keys: a ledger of every key change, in one partition so all share one order, kept
+# forever and not compacted: pipeline/accounts.py replays it in full to decide.
+ACCOUNT_KEYS = TopicSpec("accounts.keys", partitions=1, retention_ms=-1, kind="api_key")
+
 
 def dlq(spec: TopicSpec) -> TopicSpec:
     """Dead-letter topic for records of `spec` that could not be decoded or stored."""
     return TopicSpec(spec.name + ".dlq", partitions=1, retention_ms=90 * DAY_MS)
 
 
-ALL_TOPICS = RECORD_TOPICS + tuple(dlq(t) for t in RECORD_TOPICS)
+ALL_TOPICS = RECORD_TOPICS + tuple(dlq(t) for t in RECORD_TOPICS) + (ACCOUNT_KEYS,)
 
 
 def entity_key(tenant: str, entity_id: str) -> bytes:

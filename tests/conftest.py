@@ -76,7 +76,21 @@ class RunningApi:
         self.server.should_exit = True
         self.thread.join(30)
 
-    def client(self, key: str | None = "sk_live_test_key_a") -> httpx.Client:
+    def new_key(self, email: str | None = None) -> str:
+        """Issue the first key of a new account (or of `email`'s account)."""
+        res = httpx.post(f"{self.url}/api/keys", json={"email": email or f"{uuid.uuid4().hex[:12]}@test.sophra"})
+        assert res.status_code == 201, res.text
+        return res.json()["key"]
+
+    @property
+    def key(self) -> str:
+        """This api's default test key, issued on first use."""
+        if not hasattr(self, "_key"):
+            self._key = self.new_key()
+        return self._key
+
+    def client(self, key: str | None = "default") -> httpx.Client:
+        key = self.key if key == "default" else key
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=10)
 

@@ -53,7 +53,7 @@ def test_defaults_custom_metrics_health_and_newest_first(api):
 
 
 def test_one_key_never_sees_another_keys_agents(api):
-    with api.client("sk_live_owner") as owner, api.client("sk_live_intruder") as intruder:
+    with api.client(api.new_key()) as owner, api.client(api.new_key()) as intruder:
         assert owner.post("/api/vitals", json={"agentId": "private"}).status_code == 200
         assert eventually(lambda: owner.get("/api/agents/private/vitals").status_code == 200, 10)
         res = intruder.get("/api/agents/private/vitals")
@@ -62,7 +62,7 @@ def test_one_key_never_sees_another_keys_agents(api):
                               "message": "No agent 'private' for this API key"}
 
 
-@pytest.mark.parametrize("key", [None, "not-a-sophra-key"])
+@pytest.mark.parametrize("key", [None, "not-a-sophra-key", "sk_live_" + "A" * 43])
 def test_missing_or_malformed_key_gets_the_reference_401(api, key):
     with api.client(key) as http:
         res = http.post("/api/vitals", json=REFERENCE_BODY)

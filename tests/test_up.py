@@ -44,7 +44,8 @@ def test_up_serves_the_vitals_path_and_ctrl_c_stops_every_part(tmp_path):
         assert re.search(rf"Sophra is up at http://127\.0\.0\.1:{port} ", line), "".join(seen)
         assert len(processes_with_env(marker)) == 3  # supervisor+api, broker, worker
 
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": "Bearer sk_live_up"}) as http:
+        key = httpx.post(f"http://127.0.0.1:{port}/api/keys", json={"email": "up@test.sophra"}).json()["key"]
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}) as http:
             posted = http.post("/api/vitals", json={"agentId": "up-agent", "metrics": {"loopCount": 60}})
             assert posted.status_code == 200 and posted.json()["health"] == "amber"
             # How fast is bench/startup_latency.py's business; here it only has to arrive.

@@ -1,0 +1,185 @@
+"""Accounts and API keys: the rules in one place, and the replicated state behind them.
+
+Every change of a key is a record on the single-partition `accounts.keys` topic, kept
+forever and never compacted (compaction would reorder history and change what the
+rules decide on replay). Each api process replays that log into a `KeyBook` and
+applies the same rules in log order, so all replicas agree, without a database lock,
+on which of two racing requests was the sixth key of an email or the revocation of
+the last one:
+
+- a creation is admitted when the email has fewer than MAX_ACTIVE_KEYS active keys at
+  that point of the log, and either the account has no key yet (onboarding) or the
+  request came from one of the account's own keys;
+- a revocation takes effect only if another active key remains, so an account can
+  always authenticate (rotate by creating the new key first).
+"""
+import asyncio
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, replace
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+
+from schemas import codec
+
+MAX_ACTIVE_KEYS = 5
+KEY_PREFIX = "sk_live_"
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)  # 256 random bits, URL-safe
+
+
+def hash_key(key: str) -> str:
+    # Keys carry 256 random bits, so a plain SHA-256 cannot be brute-forced; a slow
+    # password hash would only slow every request down.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def tenant_for(email: str) -> str:
+    return "acct_" + hashlib.sha256(normalize_email(email).encode()).hexdigest()[:20]
+
+
+def mask(key: str) -> str:
+    return f"{key[:len(KEY_PREFIX) + 4]}...{key[-4:]}"
+
+
+@dataclass(frozen=True)
+class KeyState:
+    key_id: str
+    key_hash: str
+    email: str
+    tenant: str
+    masked: str
+    created_at: int
+    requested_by: str | None = None
+    revoked_at: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class KeyBook:
+    """Key states as of a position in the log. Pure: `apply` is the whole rule set."""
+
+    def __init__(self):
+        self.by_id: dict[str, KeyState] = {}
+        self._by_hash: dict[str, KeyState] = {}
+        self.refused: set[str] = set()  # creations and revocations the rules turned down
+
+    def apply(self, key_id: str, record: dict) -> None:
+        state = KeyState(**{f: record.get(f) for f in KeyState.__dataclass_fields__})
+        known = self.by_id.get(key_id)
+        if known is None:
+            if state.revoked_at is None and self._admits(state):
+                self._put(state)
+            else:
+                self.refused.add(key_id)
+        elif state.revoked_at is not None and known.active:
+            if len(self.active_for(known.email)) > 1:
+                self._put(replace(known, revoked_at=state.revoked_at))
+            else:
+                self.refused.add(f"{key_id}@{state.revoked_at}")
+
+    def _admits(self, state: KeyState) -> bool:
+        account_keys = [k for k in self.by_id.values() if k.email == state.email]
+        if account_keys and state.requested_by != state.tenant:
+            return False
+        return len([k for k in account_keys if k.active]) < MAX_ACTIVE_KEYS
+
+    def _put(self, state: KeyState) -> None:
+        self.by_id[state.key_id] = state
+        self._by_hash[state.key_hash] = state
+
+    def authenticate(self, key: str) -> KeyState | None:
+        digest = hash_key(key)
+        state = self._by_hash.get(digest)
+        if state is None or not state.active or not hmac.compare_digest(state.key_hash, digest):
+            return None
+        return state
+
+    def active_for(self, email: str) -> list[KeyState]:
+        return [k for k in self.by_id.values() if k.email == email and k.active]
+
+    def keys_of(self, tenant: str) -> list[KeyState]:
+        return sorted((k for k in self.by_id.values() if k.tenant == tenant), key=lambda k: k.created_at)
+
+    def has_account(self, email: str) -> bool:
+        return any(k.email == email for k in self.by_id.values())
+
+
+class KeyRegistry:
+    """A KeyBook kept current by a thread that tails `accounts.keys` from its start."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        self.book = KeyBook()
+        self.topic = topic
+        self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "sophra-keys-reader",
+                                   "enable.auto.commit": False, "enable.partition.eof": False})
+        self._consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        self._position = 0  # next offset to apply
+        self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="keys-reader", daemon=True)
+
+    def start(self, timeout: float = 30) -> "KeyRegistry":
+        """Replay the topic up to its current end before the api serves anything."""
+        high = self._end_offset(timeout)
+        while self._position < high:
+            for msg in self._consumer.consume(500, timeout=0.2):
+                self._take(msg)
+        self._thread.start()
+        return self
+
+    def _end_offset(self, timeout: float) -> int:
+        # A topic created a moment ago may not have a leader yet: retry until it does.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self._consumer.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=5)[1]
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._consumer.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for msg in self._consumer.consume(500, timeout=0.1):
+                self._take(msg)
+
+    def _take(self, msg) -> None:
+        if msg.error():
+            return
+        self.book.apply(msg.key().decode(), codec.decode(msg.value())[1])
+        with self._lock:
+            self._position = msg.offset() + 1
+            ready = [w for w in self._waiters if w[0] < self._position]
+            self._waiters = [w for w in self._waiters if w[0] >= self._position]
+        for _, loop, fut in ready:
+            loop.call_soon_threadsafe(lambda f=fut: f.done() or f.set_result(None))
+
+    async def caught_up(self, offset: int, timeout: float = 10) -> None:
+        """Wait until the record at `offset` has been applied to the book."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        with self._lock:
+            if offset < self._position:
+                return
+            self._waiters.append((offset, loop, fut))
+        await asyncio.wait_for(fut, timeout)
