@@ -5,6 +5,7 @@ from fastapi import Depends, Request
 
 from pipeline.accounts import KeyRegistry
 from pipeline.ids import IdGenerator
+from pipeline.limits import IntervalLimiter
 from pipeline.producer import RecordProducer
 from pipeline.store.clickhouse import Store
 from sophra.settings import Settings
@@ -21,3 +22,4 @@ ProducerDep = Annotated[RecordProducer, _state("producer")]
 StoreDep = Annotated[Store, _state("store")]
 IdsDep = Annotated[IdGenerator, _state("ids")]
 KeysDep = Annotated[KeyRegistry, _state("keys")]
+LimiterDep = Annotated[IntervalLimiter, _state("vitals_limiter")]

@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from pipeline.accounts import KeyRegistry
 from pipeline.ids import IdGenerator
+from pipeline.limits import VITALS_INTERVAL_S, IntervalLimiter
 from pipeline.producer import RecordProducer
 from pipeline.sink.consumer import Sink
 from pipeline.store.clickhouse import Store
@@ -37,6 +38,7 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
             log.info("applied migrations: %s", ", ".join(applied))
         app.state.settings = settings
         app.state.ids = IdGenerator(settings.node_id)
+        app.state.vitals_limiter = IntervalLimiter(VITALS_INTERVAL_S)
         app.state.producer = RecordProducer(bootstrap)
         app.state.keys = await asyncio.to_thread(
             lambda: KeyRegistry(bootstrap, settings.topic(ACCOUNT_KEYS.name)).start())

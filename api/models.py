@@ -107,3 +107,8 @@ class ErrorOut(BaseModel):
     error: str
     message: str
     field: str | None = None
+
+
+class RateLimited(ErrorOut):
+    retry_after_ms: int
+    retry_after_seconds: int

@@ -2,7 +2,12 @@
 ClickHouse, and back out through GET /api/agents/{id}/vitals."""
 import re
 
+import asyncio
+
+import httpx
 import pytest
+
+from pipeline.limits import VITALS_INTERVAL_S, IntervalLimiter
 
 from .conftest import eventually
 
@@ -38,8 +43,11 @@ def test_reported_vitals_come_back_from_clickhouse(api):
 
 
 def test_defaults_custom_metrics_health_and_newest_first(api):
+    clock = [0.0]  # this test is about ordering: step over the rate limit instead of sleeping 10 s
+    api.app.state.vitals_limiter = IntervalLimiter(VITALS_INTERVAL_S, clock=lambda: clock[0])
     with api.client() as http:
         first = http.post("/api/vitals", json={"agentId": "a1"}).json()
+        clock[0] += VITALS_INTERVAL_S
         second = http.post("/api/vitals", json={
             "agentId": "a1", "metrics": {"tokenConsumption": 96_000, "tasksCompleted": 12, "model": "claude-3-5-sonnet"},
             "metadata": {"region": "eu", "model": "explicit-wins"}}).json()
@@ -113,3 +121,33 @@ def test_limit_out_of_range_is_400(api):
         for bad in ("0", "501", "ten"):
             res = http.get(f"/api/agents/x/vitals?limit={bad}")
             assert (res.status_code, res.json()["field"]) == (400, "limit")
+
+
+def test_fifty_simultaneous_reports_for_one_agent_accept_exactly_one(api):
+    async def burst():
+        async with httpx.AsyncClient(base_url=api.url, headers={"Authorization": f"Bearer {api.key}"}) as http:
+            return await asyncio.gather(*(http.post("/api/vitals", json={"agentId": "busy", "metrics": {"loopCount": i}})
+                                          for i in range(50)))
+
+    responses = asyncio.run(burst())
+    assert sorted(r.status_code for r in responses) == [200] + [429] * 49
+    for r in responses:
+        if r.status_code == 429:
+            body = r.json()
+            assert body["success"] is False and body["error"] == "Rate limit exceeded"
+            assert 0 < body["retry_after_ms"] <= 10_000
+            assert body["retry_after_seconds"] == -(-body["retry_after_ms"] // 1000) == int(r.headers["Retry-After"])
+    accepted = next(r.json()["vital"]["id"] for r in responses if r.status_code == 200)
+    with api.client() as http:
+        assert eventually(lambda: (g := http.get("/api/agents/busy/vitals")).status_code == 200 and g.json(), 10)
+        assert [v["id"] for v in http.get("/api/agents/busy/vitals").json()["vitals"]] == [accepted]
+
+
+def test_rate_limit_is_per_agent_and_ignores_rejected_input(api):
+    with api.client() as http:
+        assert http.post("/api/vitals", json={"agentId": "r1", "metrics": {"loopCount": -1}}).status_code == 400
+        assert http.post("/api/vitals", json={"agentId": "r1"}).status_code == 200
+        assert http.post("/api/vitals", json={"agentId": "r2"}).status_code == 200
+        assert http.post("/api/vitals", json={"agentId": "r1"}).status_code == 429
+    with api.client(api.new_key()) as other:  # another account's agent of the same name
+        assert other.post("/api/vitals", json={"agentId": "r1"}).status_code == 200

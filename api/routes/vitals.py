@@ -5,14 +5,15 @@ import time
 from fastapi import APIRouter
 
 from pipeline import health
+from pipeline.limits import VITALS_INTERVAL_S
 from pipeline.producer import Backpressure, DeliveryFailed
 from pipeline.topics import AGENT_VITALS, entity_key
 from schemas import codec
 
 from ..auth import Tenant
-from ..deps import IdsDep, ProducerDep, SettingsDep
+from ..deps import IdsDep, LimiterDep, ProducerDep, SettingsDep
 from ..errors import ApiError, invalid
-from ..models import ErrorOut, VitalCreated, VitalOut, VitalsIn, iso_ms
+from ..models import ErrorOut, RateLimited, VitalCreated, VitalOut, VitalsIn, iso_ms
 
 router = APIRouter(tags=["vitals"])
 
@@ -20,9 +21,10 @@ BUSY = {"status": 503, "error": "Service unavailable", "headers": {"Retry-After"
 
 
 @router.post("/api/vitals", response_model=VitalCreated,
-             responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 503: {"model": ErrorOut}})
+             responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 429: {"model": RateLimited},
+                        503: {"model": ErrorOut}})
 async def report_vitals(body: VitalsIn, tenant: Tenant, settings: SettingsDep,
-                        producer: ProducerDep, ids: IdsDep) -> VitalCreated:
+                        producer: ProducerDep, ids: IdsDep, limiter: LimiterDep) -> VitalCreated:
     m = body.metrics
     try:  # custom metrics first, so the explicit metadata object wins on a shared key
         metadata = {**m.custom(), **(body.metadata or {})}
@@ -46,13 +48,19 @@ async def report_vitals(body: VitalsIn, tenant: Tenant, settings: SettingsDep,
         "metadata": json.dumps(metadata, separators=(",", ":"), ensure_ascii=False),
         "recorded_at": time.time_ns() // 1_000_000,
     }
+    slot = (tenant, body.agentId)
+    if denied := limiter.acquire(slot):
+        raise ApiError(429, "Rate limit exceeded",
+                       f"One vitals report per agent per {VITALS_INTERVAL_S:g} s; retry in {denied.retry_after_seconds} s",
+                       headers={"Retry-After": str(denied.retry_after_seconds)},
+                       retry_after_ms=denied.retry_after_ms, retry_after_seconds=denied.retry_after_seconds)
     try:
         await producer.send(settings.topic(AGENT_VITALS.name), entity_key(tenant, body.agentId),
                             codec.encode("agent_vital", record))
-    except Backpressure:
-        raise ApiError(message="Too many writes in flight; retry shortly", **BUSY) from None
-    except DeliveryFailed as exc:
-        raise ApiError(message=f"Record not stored, retry: {exc}", **BUSY) from None
+    except (Backpressure, DeliveryFailed) as exc:
+        limiter.release(slot)  # nothing was stored, so the report does not count
+        why = "Too many writes in flight" if isinstance(exc, Backpressure) else f"Record not stored: {exc}"
+        raise ApiError(message=f"{why}; retry shortly", **BUSY) from None
     return VitalCreated(health=overall, vital=VitalOut(
         id=record["id"], agent_id=body.agentId, token_consumption=m.tokenConsumption,
         hallucination_rate=m.hallucinationRate, loop_frequency=m.loopCount,
