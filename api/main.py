@@ -24,7 +24,7 @@ from sophra.settings import Settings
 
 from . import errors
 from .body_limit import BodyLimit
-from .routes import agents, keys, sdk, vitals
+from .routes import agents, events, keys, sdk, vitals
 
 log = logging.getLogger("sophra.api")
 
@@ -63,6 +63,7 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
     errors.install(app)
     app.include_router(keys.router)
     app.include_router(vitals.router)
+    app.include_router(events.router)
     app.include_router(agents.router)
     app.include_router(sdk.router)
 

@@ -64,6 +64,40 @@ class VitalsIn(BaseModel):
         return _finite(v, "metadata") if v is not None else v
 
 
+class EventIn(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    agentId: str = AgentId
+    type: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
+                      description="Event type slug, e.g. directive_conflict, tool_error, task_completed")
+    details: str | None = Field(None, max_length=8192, description="Human-readable description of the event")
+    metadata: dict[str, Any] | None = Field(None, description="Structured data attached to the event")
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_finite(cls, v):
+        return _finite(v, "metadata") if v is not None else v
+
+
+class EventOut(BaseModel):
+    id: int
+    agent_id: str
+    event_type: str
+    details: str | None
+    metadata: dict[str, Any]
+    recorded_at: str
+
+
+class EventCreated(BaseModel):
+    success: Literal[True] = True
+    event: EventOut
+
+
+class EventsList(BaseModel):
+    success: Literal[True] = True
+    events: list[EventOut]
+
+
 Health = Literal["green", "amber", "red"]
 
 
@@ -100,6 +134,24 @@ class VitalRecord(BaseModel):
 class VitalsList(BaseModel):
     success: Literal[True] = True
     vitals: list[VitalRecord]
+
+
+class AgentOut(BaseModel):
+    agent_id: str
+    name: str
+    status: Literal["active", "warning", "critical"]
+    overall_health: Health
+    token_consumption: int
+    hallucination_rate: float
+    loop_frequency: int
+    directive_conflicts: int
+    last_vitals_at: str
+    updated_at: str
+
+
+class AgentsList(BaseModel):
+    success: Literal[True] = True
+    agents: list[AgentOut]
 
 
 class ErrorOut(BaseModel):

@@ -3,7 +3,7 @@ import pytest
 
 from pipeline.store.clickhouse import connect
 from pipeline.store.migrate import migrate, migrations
-from pipeline.store.schema import TABLES
+from pipeline.store.schema import TABLES, VIEWS
 
 pytestmark = pytest.mark.integration
 
@@ -15,13 +15,24 @@ def test_migrated_schema_matches_declaration(make_settings):
     db = {"db": s.clickhouse_database}
     tables = {r[0]: r[1:] for r in client.query(
         "SELECT name, engine, sorting_key, partition_key FROM system.tables WHERE database = %(db)s", db).result_rows}
-    assert set(tables) == {t.name for t in TABLES}
+    assert set(tables) == {t.name for t in TABLES} | {v.name for v in VIEWS}
     for table in TABLES:
         columns = client.query(
             "SELECT name, type FROM system.columns WHERE database = %(db)s AND table = %(t)s ORDER BY position",
             {**db, "t": table.name}).result_rows
         assert tuple(columns) == table.columns, table.name
         assert tables[table.name] == (table.engine, table.sorting_key, table.partition_key), table.name
+
+
+def test_every_materialized_view_yields_its_targets_columns_in_order(make_settings):
+    s = make_settings()
+    migrate(s.clickhouse_dsn, s.clickhouse_database)
+    client = connect(s.clickhouse_dsn, s.clickhouse_database)
+    for view in VIEWS:
+        select = client.query("SELECT as_select FROM system.tables WHERE database = %(db)s AND name = %(v)s",
+                              {"db": s.clickhouse_database, "v": view.name}).result_rows[0][0]
+        described = client.query(f"DESCRIBE TABLE ({select})").result_rows
+        assert tuple((r[0], r[1]) for r in described) == view.target.columns, view.name
 
 
 def test_migrate_is_idempotent_and_recorded(make_settings):

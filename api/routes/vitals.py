@@ -6,18 +6,15 @@ from fastapi import APIRouter
 
 from pipeline import health
 from pipeline.limits import VITALS_INTERVAL_S
-from pipeline.producer import Backpressure, DeliveryFailed
-from pipeline.topics import AGENT_VITALS, entity_key
-from schemas import codec
+from pipeline.topics import AGENT_VITALS
 
 from ..auth import Tenant
 from ..deps import IdsDep, LimiterDep, ProducerDep, SettingsDep
 from ..errors import ApiError, invalid
 from ..models import ErrorOut, RateLimited, VitalCreated, VitalOut, VitalsIn, iso_ms
+from ..publish import publish
 
 router = APIRouter(tags=["vitals"])
-
-BUSY = {"status": 503, "error": "Service unavailable", "headers": {"Retry-After": "1"}}
 
 
 @router.post("/api/vitals", response_model=VitalCreated,
@@ -55,12 +52,10 @@ async def report_vitals(body: VitalsIn, tenant: Tenant, settings: SettingsDep,
                        headers={"Retry-After": str(denied.retry_after_seconds)},
                        retry_after_ms=denied.retry_after_ms, retry_after_seconds=denied.retry_after_seconds)
     try:
-        await producer.send(settings.topic(AGENT_VITALS.name), entity_key(tenant, body.agentId),
-                            codec.encode("agent_vital", record))
-    except (Backpressure, DeliveryFailed) as exc:
+        await publish(producer, settings.topic(AGENT_VITALS.name), "agent_vital", record)
+    except ApiError:
         limiter.release(slot)  # nothing was stored, so the report does not count
-        why = "Too many writes in flight" if isinstance(exc, Backpressure) else f"Record not stored: {exc}"
-        raise ApiError(message=f"{why}; retry shortly", **BUSY) from None
+        raise
     return VitalCreated(health=overall, vital=VitalOut(
         id=record["id"], agent_id=body.agentId, token_consumption=m.tokenConsumption,
         hallucination_rate=m.hallucinationRate, loop_frequency=m.loopCount,

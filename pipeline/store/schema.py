@@ -60,6 +60,40 @@ AGENT_EVENTS = Table(
     record_kind="agent_event",
 )
 
+AGENT_LATEST = Table(
+    name="agent_latest",
+    columns=(
+        ("tenant", "LowCardinality(String)"),
+        ("agent_id", "String"),
+        ("id", "UInt64"),
+        ("token_consumption", "UInt64"),
+        ("hallucination_rate", "Float64"),
+        ("loop_frequency", "UInt64"),
+        ("directive_conflicts", "UInt64"),
+        ("overall_health", "LowCardinality(String)"),
+        ("recorded_at", "DateTime64(3, 'UTC')"),
+    ),
+    engine="ReplacingMergeTree",
+    sorting_key="tenant, agent_id",
+    partition_key="",
+)
+
+AGENT_NAMES = Table(
+    name="agent_names",
+    columns=(("tenant", "LowCardinality(String)"), ("agent_id", "String"), ("id", "UInt64"), ("name", "String")),
+    engine="ReplacingMergeTree",
+    sorting_key="tenant, agent_id",
+    partition_key="",
+)
+
+
+@dataclass(frozen=True)
+class View:
+    """A materialized view writing into `target`; its SELECT must yield target's columns in order."""
+    name: str
+    target: Table
+
+
 SCHEMA_MIGRATIONS = Table(
     name="schema_migrations",
     columns=(("version", "UInt32"), ("name", "String"), ("applied_at", "DateTime64(3, 'UTC')")),
@@ -68,5 +102,6 @@ SCHEMA_MIGRATIONS = Table(
     partition_key="",
 )
 
-TABLES = (SCHEMA_MIGRATIONS, AGENT_VITALS, AGENT_EVENTS)
+TABLES = (SCHEMA_MIGRATIONS, AGENT_VITALS, AGENT_EVENTS, AGENT_LATEST, AGENT_NAMES)
+VIEWS = (View("agent_latest_mv", AGENT_LATEST), View("agent_names_mv", AGENT_NAMES))
 TABLE_FOR_KIND = {t.record_kind: t for t in TABLES if t.record_kind}

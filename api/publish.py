@@ -1,0 +1,19 @@
+"""Write one record to its topic and answer for it: the api's single write path.
+
+A record is acknowledged only when Kafka has it (acks=all). When the producer's queue
+is full or the delivery failed, the client gets 503 with Retry-After: nothing was
+stored, and a retry is safe.
+"""
+from pipeline.producer import Backpressure, DeliveryFailed, RecordProducer
+from pipeline.topics import entity_key
+from schemas import codec
+
+from .errors import ApiError
+
+
+async def publish(producer: RecordProducer, topic: str, kind: str, record: dict) -> None:
+    try:
+        await producer.send(topic, entity_key(record["tenant"], record["agent_id"]), codec.encode(kind, record))
+    except (Backpressure, DeliveryFailed) as exc:
+        why = "Too many writes in flight" if isinstance(exc, Backpressure) else f"Record not stored: {exc}"
+        raise ApiError(503, "Service unavailable", f"{why}; retry shortly", headers={"Retry-After": "1"}) from None
