@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test bench lock kafka-fetch clean
+.PHONY: install run test bench lock kafka-fetch browser clean
 
 install: $(STAMP)
 
@@ -22,10 +22,18 @@ $(STAMP): requirements.lock pyproject.toml
 kafka-fetch: install
 	$(BIN)/sophra kafka fetch
 
+# Browser tests drive Debian's Chromium with playwright-core (locked in tests/browser);
+# no browser is downloaded.
+browser: tests/browser/node_modules/.installed
+tests/browser/node_modules/.installed: tests/browser/package-lock.json
+	sh deploy/install_chromium.sh
+	npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+	touch $@
+
 run: install kafka-fetch
 	$(BIN)/sophra up
 
-test: install kafka-fetch
+test: install kafka-fetch browser
 	$(BIN)/pytest -q -p no:cacheprovider
 
 # Regenerate the lock after changing dependencies in pyproject.toml.
@@ -34,4 +42,4 @@ lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info tests/browser/node_modules

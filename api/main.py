@@ -24,7 +24,7 @@ from sophra.settings import Settings
 
 from . import errors
 from .body_limit import BodyLimit
-from .routes import agents, events, keys, sdk, vitals
+from .routes import agents, events, keys, static, vitals
 
 log = logging.getLogger("sophra.api")
 
@@ -65,7 +65,7 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
     app.include_router(vitals.router)
     app.include_router(events.router)
     app.include_router(agents.router)
-    app.include_router(sdk.router)
+    app.include_router(static.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz():
