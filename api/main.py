@@ -61,6 +61,7 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
     app = FastAPI(title="Sophra", version="0.1.0", lifespan=lifespan,
                   description="Monitoring for AI agents and the applications around them")
     errors.install(app)
+    app.openapi = errors.truthful_openapi(app)
     app.include_router(keys.router)
     app.include_router(vitals.router)
     app.include_router(events.router)

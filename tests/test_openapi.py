@@ -1,0 +1,28 @@
+"""/openapi.json describes every route with its request and response models."""
+import pytest
+
+pytestmark = pytest.mark.integration
+
+DOCUMENTED = {
+    ("post", "/api/keys"), ("get", "/api/keys"), ("delete", "/api/keys/{key_id}"),
+    ("post", "/api/vitals"), ("post", "/api/events"), ("get", "/api/agents"),
+    ("get", "/api/agents/{agent_id}/vitals"), ("get", "/api/agents/{agent_id}/events"),
+}
+
+
+def test_every_route_has_request_and_response_models(running_api):
+    api = running_api()
+    with api.client(None) as http:
+        spec = http.get("/openapi.json").json()
+    operations = {(m, p): op for p, item in spec["paths"].items() for m, op in item.items()}
+    assert set(operations) == DOCUMENTED
+    for (method, path), op in operations.items():
+        ok = next(op["responses"][c] for c in ("200", "201") if c in op["responses"])
+        assert "$ref" in ok["content"]["application/json"]["schema"], (method, path)
+        if method == "post":
+            assert "$ref" in op["requestBody"]["content"]["application/json"]["schema"], (method, path)
+        for code, response in op["responses"].items():
+            assert code != "422", (method, path)  # never sent: bad input is a 400 naming the field
+            if code.startswith("4"):
+                assert response["content"]["application/json"]["schema"]["$ref"].startswith("#/components/schemas/")
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
