@@ -4,6 +4,12 @@ For now it counts each agent's snapshots (the number ARI waits for before it jud
 reference 003). Tables are partitioned like the vitals topic, so an agent's state lives
 on the worker that owns that agent's partition, and a restarted worker rebuilds it
 from the changelog topic.
+
+Kafka delivers at least once: a worker stopped between writing its changelog and
+committing its offsets sees some records again. Each agent's state therefore keeps the
+id of the last vitals record it applied and skips any record at or below it (ids grow
+per agent: they are time-ordered and reports are at least 10 s apart), so a record
+changes the state exactly once.
 """
 import logging
 
@@ -31,20 +37,22 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
     # runs and deployments that share a cluster apart.
     vitals = app.topic(settings.topic(AGENT_VITALS.name), key_serializer="raw", value_serializer="raw",
                        partitions=AGENT_VITALS.partitions)
-    snapshots = app.Table("agent_snapshots", default=int, partitions=AGENT_VITALS.partitions,
-                          key_type=bytes, value_type=int)
+    agents = app.Table("agent_state", default=dict, partitions=AGENT_VITALS.partitions, key_type=bytes)
 
     @app.agent(vitals)
-    async def count_snapshots(stream):
+    async def track_agents(stream):
         async for key, value in stream.items():
             try:
-                codec.decode(value)
+                _, vital = codec.decode(value)
             except codec.DecodeError as exc:  # the sink dead-letters it; state ignores it
                 log.warning("skipping undecodable vitals record: %s", exc)
                 continue
-            snapshots[key] += 1
+            state = agents[key]
+            if vital["id"] <= state.get("last_vital_id", 0):
+                continue  # seen before this restart
+            agents[key] = {"snapshots": state.get("snapshots", 0) + 1, "last_vital_id": vital["id"]}
 
-    app.sophra_tables = {"agent_snapshots": snapshots}
+    app.sophra_tables = {"agent_state": agents}
     return app
 
 
