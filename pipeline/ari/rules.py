@@ -1,0 +1,37 @@
+"""ARI's numbers: every threshold of the drift engine, in one place (docs/ari.md explains them)."""
+
+MIN_SNAPSHOTS = 5            # protocols and checkups run from an agent's 5th snapshot on
+BASELINE_WINDOW = 20         # clean snapshots the baseline is computed over
+MAD_TO_SIGMA = 1.4826        # scales the median absolute deviation to a standard deviation
+SPIKE_SIGMAS = 3.0           # a value is a spike above center + 3 spreads
+SPREAD_FLOOR = {"token_consumption": 50.0, "hallucination_rate": 0.01, "loop_frequency": 2.0,
+                "directive_conflicts": 1.0}
+SPREAD_FLOOR_RATIO = 0.05    # ... and never below 5 % of the center
+CLOSE_AFTER = 2              # consecutive calm snapshots that close an episode
+
+# 1 Nerf Vague (burnout)
+BURNOUT_SUSTAIN = 3          # consecutive spiking snapshots that make a spike "sustained"
+BURNOUT_MIN_LOOPS = 20       # a loop spike also needs at least this many loops
+BURNOUT_MIN_HALLUCINATION = 0.05  # ... and a hallucination spike at least this rate
+
+# 2 Désamorçage (directive conflicts)
+CONFLICT_THRESHOLD = 2       # conflicts above this open an episode
+CONFLICT_EVENTS_KEPT = 20    # directive_conflict events remembered for the pattern
+PATTERN_TOP = 3              # recurring details / instructions reported
+
+# 3 Phytothérapie (data quality)
+CORRUPTION_FACTOR = 100.0    # a metric at 100x its baseline center is corrupt data, not drift
+STUCK_RUN = 5                # identical snapshots in a row that make a series "stuck"
+FLAG_SEVERITY = {"overflow": "high", "impossible": "high", "corruption": "high",
+                 "stuck": "medium", "metadata_type_change": "low"}
+
+# 4 Simplicité (token drift)
+TOKEN_DRIFT_RATIO = 1.3      # tokens above 130 % of the baseline center ...
+TOKEN_HIGH_RATIO = 2.0       # ... and at 200 % or more the intervention is high severity
+
+# Checkups' token load bounds (reference 003's amber and red token thresholds)
+LOAD_WARN = 0.75
+LOAD_FAIL = 0.95
+
+PROTOCOL_NAMES = {1: "Nerf Vague", 2: "Désamorçage", 3: "Phytothérapie", 4: "Simplicité"}
+SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}

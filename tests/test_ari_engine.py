@@ -1,0 +1,136 @@
+"""The drift engine on made-up histories with known answers (pure, no broker)."""
+import copy
+import json
+
+from pipeline.ari.engine import baseline, new_state, step_event, step_vital
+
+from .ari_histories import burnout, conflict_storm, corrupt, healthy_noise, steady, token_spike, vital, T0, STEP
+
+
+def run(vitals, events=()):
+    """Feed events (by time) and vitals in order; return final state, intervention versions, statuses."""
+    state, versions, statuses = new_state(), [], []
+    queue = sorted([("e", e) for e in events] + [("v", v) for v in vitals], key=lambda x: x[1]["recorded_at"])
+    for kind, rec in queue:
+        if kind == "e":
+            state = step_event(state, rec)
+        else:
+            state, out, status = step_vital(state, rec)
+            versions += out
+            if status:
+                statuses.append(status)
+    return state, versions, statuses
+
+
+def latest(versions):
+    """One row per intervention: its highest version, as ClickHouse's ReplacingMergeTree keeps."""
+    rows = {}
+    for v in versions:
+        if v["intervention_id"] not in rows or v["version"] >= rows[v["intervention_id"]]["version"]:
+            rows[v["intervention_id"]] = v
+    return sorted(rows.values(), key=lambda v: v["opened_at"])
+
+
+def test_baseline_is_median_and_scaled_mad_with_floors():
+    window = [[1900, 0.02, 5, 0], [2100, 0.02, 5, 0], [1900, 0.02, 6, 0], [2100, 0.02, 4, 0]]
+    b = baseline(window)
+    assert b["token_consumption"] == {"center": 2000.0, "spread": 1.4826 * 100}
+    assert b["hallucination_rate"] == {"center": 0.02, "spread": 0.01}        # floor
+    assert b["loop_frequency"] == {"center": 5.0, "spread": 2.0}              # floor above 1.4826 * 0.5
+    assert b["directive_conflicts"] == {"center": 0.0, "spread": 1.0}
+
+
+def test_healthy_noisy_agent_triggers_nothing():
+    state, versions, statuses = run(healthy_noise())
+    assert versions == []
+    assert json.loads(statuses[-1]["checkups"]) == {"auth": {"result": "ok", "text": "ALIGNÉ"},
+                                                    "integ": {"result": "ok", "text": "SAIN"},
+                                                    "charge": {"result": "ok", "text": "OPTIMAL"}}
+    assert state["snapshots"] == 200
+
+
+def test_nothing_before_the_fifth_snapshot():
+    _, versions, statuses = run([vital(0, loops=500, conflicts=9)] + [steady(i, conflicts=9) for i in range(1, 4)])
+    assert versions == []
+    assert [s["checkups"] for s in statuses] == ["{}"] * 4
+    _, versions, _ = run([steady(i, conflicts=9) for i in range(5)])
+    assert [v["protocol"] for v in versions] == [2]  # the fifth snapshot is judged
+
+
+def test_sustained_loop_spike_is_one_burnout_intervention():
+    _, versions, _ = run(burnout())
+    [iv] = latest(versions)
+    assert (iv["protocol"], iv["severity"], iv["description"]) == (
+        1, "medium", "Burnout risk detected — loop frequency spike")
+    assert iv["intervention_id"] == "iv_10012_p1"            # opened by the third spiking snapshot
+    assert (iv["opened_at"], iv["closed_at"]) == (T0 + 12 * STEP, T0 + 15 * STEP)
+    assert iv["tokens_saved"] == 100 + 0                     # token excess over baseline while open: 2100, then 1900
+
+
+def test_a_single_outlier_is_not_burnout():
+    history = [steady(i) for i in range(10)] + [steady(10, loops=400, halluc=0.4)] + [steady(i) for i in range(11, 15)]
+    assert run(history)[1] == []
+
+
+def test_red_hallucination_spike_is_high_severity():
+    history = [steady(i) for i in range(8)] + [steady(i, halluc=0.3) for i in range(8, 11)]
+    [iv] = latest(run(history)[1])
+    assert (iv["protocol"], iv["severity"], iv["description"]) == (
+        1, "high", "Burnout risk detected — hallucination spike")
+
+
+def test_conflict_storm_records_its_pattern_and_resolves():
+    events, vitals = conflict_storm()
+    state, versions, statuses = run(vitals, events)
+    [iv] = latest(versions)
+    assert (iv["protocol"], iv["severity"], iv["intervention_id"]) == (2, "high", "iv_10008_p2")
+    assert iv["description"] == ("Directive conflicts above 2 (6) — conflict pattern recorded: "
+                                 "“System prompt vs user instruction mismatch” ×4")
+    assert json.loads(iv["details"]) == {"peak_conflicts": 6, "pattern": {
+        "events": 4, "recurring_details": [["System prompt vs user instruction mismatch", 4]],
+        "recurring_instructions": [["instruction_a=answer in JSON", 4], ["instruction_b=answer in prose", 4]]}}
+    assert iv["closed_at"] == T0 + 12 * STEP                 # two calm snapshots close (resolve) it
+    # snapshots 7..12: calm, 3 conflicts, 4, 6, then 1 while the episode waits to close, closed
+    assert [json.loads(s["checkups"])["auth"]["text"] for s in statuses[7:13]] == [
+        "ALIGNÉ", "CONFLIT", "CONFLIT", "DÉSALIGNÉ", "CONFLIT", "ALIGNÉ"]
+
+
+def test_token_spike_recommends_optimization_with_tokens_saved_from_the_excess():
+    _, versions, statuses = run(token_spike())
+    [iv] = latest(versions)
+    assert (iv["protocol"], iv["severity"], iv["intervention_id"]) == (4, "high", "iv_10010_p4")
+    assert iv["description"] == "Token consumption at 200% of baseline (4000 vs 2000) — optimization recommended"
+    # Spiking snapshots enter the baseline (only bad data is left out), so its median
+    # moves from 2000 to 2100 after the first: 2000 + 1900 + 1900.
+    assert iv["tokens_saved"] == 5800
+    assert iv["closed_at"] == T0 + 14 * STEP
+    assert json.loads(statuses[10]["checkups"])["charge"] == {"result": "warn", "text": "ÉLEVÉE"}
+
+
+def test_corrupt_data_is_flagged_and_kept_out_of_the_baseline():
+    state, versions, statuses = run(corrupt())
+    [iv] = latest(versions)
+    assert (iv["protocol"], iv["severity"], iv["intervention_id"]) == (3, "high", "iv_10008_p3")
+    assert iv["description"] == "Data trauma indicators: corruption, metadata type change, overflow"
+    assert [f["flag"] for f in json.loads(iv["details"])["flags"]] == ["metadata_type_change", "overflow",
+                                                                       "corruption"]
+    assert iv["closed_at"] == T0 + 12 * STEP
+    assert max(row[0] for row in state["window"]) == 2100   # the 250000 never entered the baseline
+    assert json.loads(statuses[8]["checkups"])["integ"] == {"result": "warn", "text": "SUSPECT"}
+    assert json.loads(statuses[10]["checkups"])["integ"] == {"result": "fail", "text": "CORROMPU"}
+    assert not [v for v in versions if v["protocol"] == 4]   # bad data is not token drift
+
+
+def test_a_stuck_series_is_flagged():
+    history = [steady(i) for i in range(6)] + [vital(i, tokens=1234, loops=3) for i in range(6, 11)]
+    [iv] = latest(run(history)[1])
+    assert (iv["protocol"], iv["severity"], iv["description"], iv["intervention_id"]) == (
+        3, "medium", "Data trauma indicators: stuck", "iv_10010_p3")
+
+
+def test_redelivered_records_change_nothing_and_runs_are_deterministic():
+    events, vitals = conflict_storm()
+    once = run(vitals, events)
+    twice = run([v for v in vitals for _ in (0, 1)], [e for e in events for _ in (0, 1)])
+    assert once == twice
+    assert run(copy.deepcopy(vitals), copy.deepcopy(events)) == once
