@@ -33,7 +33,11 @@ class TopicSpec:
 AGENT_VITALS = TopicSpec("agent.vitals", partitions=6, retention_ms=30 * DAY_MS, kind="agent_vital")
 AGENT_EVENTS = TopicSpec("agent.events", partitions=6, retention_ms=30 * DAY_MS, kind="agent_event")
 
-RECORD_TOPICS = (AGENT_VITALS, AGENT_EVENTS)
+# Derived by the worker (and by replay), keyed like the vitals they come from.
+ARI_INTERVENTIONS = TopicSpec("agent.interventions", partitions=6, retention_ms=30 * DAY_MS, kind="ari_intervention")
+ARI_STATUS = TopicSpec("agent.ari_status", partitions=6, retention_ms=30 * DAY_MS, kind="ari_status")
+
+RECORD_TOPICS = (AGENT_VITALS, AGENT_EVENTS, ARI_INTERVENTIONS, ARI_STATUS)
 
 # API keys: a ledger of every key change, in one partition so all share one order, kept
 # forever and not compacted: pipeline/accounts.py replays it in full to decide.

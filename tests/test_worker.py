@@ -38,20 +38,24 @@ def test_snapshot_counts_survive_a_worker_restart_exactly_once(make_settings):
     ensure_topics(bootstrap, s.topic_prefix)
     producer = Producer(producer_config(bootstrap))  # the api's settings, lz4 compression included
 
+    source_partition = {}
+
     def send(agent, ids):
         for i in ids:
-            producer.produce(s.topic(AGENT_VITALS.name), key=entity_key("t_w", agent), value=vital(i, agent))
+            producer.produce(s.topic(AGENT_VITALS.name), key=entity_key("t_w", agent), value=vital(i, agent),
+                             on_delivery=lambda err, m: source_partition.__setitem__(m.key(), m.partition()))
         assert producer.flush(10) == 0
 
     changelog = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader-" + s.worker_id,
                           "auto.offset.reset": "earliest"})
     changelog.subscribe([f"{s.worker_id}-agent_state-changelog"])
-    latest = {}
+    latest, changelog_partition = {}, {}
 
     def state_is(expected):
         for m in changelog.consume(100, timeout=0.3):
             if not m.error():
                 latest[m.key()] = json.loads(m.value())["snapshots"]
+                changelog_partition[m.key()] = m.partition()
         return latest == expected
 
     worker = start_worker(s)
@@ -63,6 +67,9 @@ def test_snapshot_counts_survive_a_worker_restart_exactly_once(make_settings):
         worker = start_worker(s)
         send("A", [1, 5])  # continue from 3, not start over; a redelivered record changes nothing
         assert eventually(lambda: state_is({b"t_w/A": 4, b"t_w/B": 2}), 60), latest
+        # A key's state lives in the changelog partition of its records, or recovery after a
+        # rebalance would load another worker's agents.
+        assert changelog_partition == source_partition
     finally:
         terminate(worker)
         changelog.close()

@@ -87,6 +87,45 @@ AGENT_NAMES = Table(
 )
 
 
+ARI_INTERVENTIONS = Table(
+    name="ari_interventions",
+    columns=(
+        ("tenant", "LowCardinality(String)"),
+        ("agent_id", "String"),
+        ("intervention_id", "String"),
+        ("protocol", "UInt8"),
+        ("severity", "LowCardinality(String)"),
+        ("description", "String"),
+        ("tokens_saved", "Int64"),
+        ("details", "String"),
+        ("opened_at", "DateTime64(3, 'UTC')"),
+        ("closed_at", "Nullable(DateTime64(3, 'UTC'))"),
+        ("version", "UInt64"),
+    ),
+    engine="ReplacingMergeTree",
+    sorting_key="tenant, agent_id, intervention_id",
+    partition_key="",
+    record_kind="ari_intervention",
+)
+
+ARI_STATUS = Table(
+    name="ari_status",
+    columns=(
+        ("tenant", "LowCardinality(String)"),
+        ("agent_id", "String"),
+        ("snapshots", "UInt64"),
+        ("checkups", "String"),
+        ("baseline", "String"),
+        ("updated_at", "DateTime64(3, 'UTC')"),
+        ("version", "UInt64"),
+    ),
+    engine="ReplacingMergeTree",
+    sorting_key="tenant, agent_id",
+    partition_key="",
+    record_kind="ari_status",
+)
+
+
 @dataclass(frozen=True)
 class View:
     """A materialized view writing into `target`; its SELECT must yield target's columns in order."""
@@ -102,6 +141,6 @@ SCHEMA_MIGRATIONS = Table(
     partition_key="",
 )
 
-TABLES = (SCHEMA_MIGRATIONS, AGENT_VITALS, AGENT_EVENTS, AGENT_LATEST, AGENT_NAMES)
+TABLES = (SCHEMA_MIGRATIONS, AGENT_VITALS, AGENT_EVENTS, AGENT_LATEST, AGENT_NAMES, ARI_INTERVENTIONS, ARI_STATUS)
 VIEWS = (View("agent_latest_mv", AGENT_LATEST), View("agent_names_mv", AGENT_NAMES))
 TABLE_FOR_KIND = {t.record_kind: t for t in TABLES if t.record_kind}

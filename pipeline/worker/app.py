@@ -1,16 +1,18 @@
-"""The Faust worker: per-agent state kept in changelogged tables.
+"""The Faust worker: ARI per agent, with its state in a changelogged table.
 
-For now it counts each agent's snapshots (the number ARI waits for before it judges,
-reference 003). Tables are partitioned like the vitals topic, so an agent's state lives
-on the worker that owns that agent's partition, and a restarted worker rebuilds it
-from the changelog topic.
+One agent consumes the vitals and events topics (co-partitioned: same key, same
+partition count, same murmur2 partitioner), runs the drift engine (pipeline/ari) and
+produces interventions and status records. Per batch, the order of work is what makes
+a crash safe: derive; produce the outputs and wait until Kafka has them; only then
+write the new state to the table (its changelog). A crash before the state write
+replays the batch and re-derives the same outputs (same ids, collapsed by ClickHouse);
+records already applied are skipped by id, so none changes the state twice.
 
-Kafka delivers at least once: a worker stopped between writing its changelog and
-committing its offsets sees some records again. Each agent's state therefore keeps the
-id of the last vitals record it applied and skips any record at or below it (ids grow
-per agent: they are time-ordered and reports are at least 10 s apart), so a record
-changes the state exactly once.
+Batching: `take_events` hands over up to BATCH records at a time; within a batch only
+each agent's last status and each intervention's last version are produced, and each
+agent's state is written once.
 """
+import asyncio
 import logging
 
 import faust
@@ -18,9 +20,14 @@ import faust
 from schemas import codec
 from sophra.settings import Settings
 
-from ..topics import AGENT_VITALS
+from ..ari.engine import new_state, step_event, step_vital
+from ..topics import AGENT_EVENTS, AGENT_VITALS, ARI_INTERVENTIONS, ARI_STATUS
 
 log = logging.getLogger("sophra.worker")
+
+BATCH = 500
+BATCH_WITHIN_S = 0.05
+STATE_TABLE = "agent_state"
 
 
 def create_app(settings: Settings, bootstrap: str) -> faust.App:
@@ -33,27 +40,60 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
         web_enabled=False,
         table_cleanup_interval=60.0,
     )
-    # Faust names changelog topics "<app id>-<table>-changelog"; the prefix keeps test
-    # runs and deployments that share a cluster apart.
-    vitals = app.topic(settings.topic(AGENT_VITALS.name), key_serializer="raw", value_serializer="raw",
-                       partitions=AGENT_VITALS.partitions)
-    agents = app.Table("agent_state", default=dict, partitions=AGENT_VITALS.partitions, key_type=bytes)
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    source = app.topic(settings.topic(AGENT_VITALS.name), settings.topic(AGENT_EVENTS.name),
+                       partitions=AGENT_VITALS.partitions, **raw)
+    interventions = app.topic(settings.topic(ARI_INTERVENTIONS.name), **raw)
+    statuses = app.topic(settings.topic(ARI_STATUS.name), **raw)
+    # use_partitioner: a batch holds several agents, so the changelog partition must come
+    # from the key (murmur2, like every producer here), not from the batch's last event.
+    # key_type=bytes keeps keys raw (so they hash as the producers' do); values are JSON.
+    agents = app.Table(STATE_TABLE, partitions=AGENT_VITALS.partitions, key_type=bytes, use_partitioner=True)
 
-    @app.agent(vitals)
-    async def track_agents(stream):
-        async for key, value in stream.items():
-            try:
-                _, vital = codec.decode(value)
-            except codec.DecodeError as exc:  # the sink dead-letters it; state ignores it
-                log.warning("skipping undecodable vitals record: %s", exc)
-                continue
-            state = agents[key]
-            if vital["id"] <= state.get("last_vital_id", 0):
-                continue  # seen before this restart
-            agents[key] = {"snapshots": state.get("snapshots", 0) + 1, "last_vital_id": vital["id"]}
+    @app.agent(source)
+    async def ari(stream):
+        async for batch in stream.take_events(BATCH, within=BATCH_WITHIN_S):
+            states, outputs = apply_batch(agents, batch)
+            await _deliver(outputs, interventions, statuses)
+            for key, state in states.items():
+                agents[key] = state
 
-    app.sophra_tables = {"agent_state": agents}
+    app.sophra_tables = {STATE_TABLE: agents}
     return app
+
+
+def apply_batch(table, batch) -> tuple[dict, dict]:
+    """Run the engine over a batch; returns (new state per key, last output per id)."""
+    states: dict[bytes, dict] = {}
+    outputs: dict[tuple, tuple[bytes, str, dict]] = {}
+    for event in batch:
+        key = event.key
+        try:
+            kind, record = codec.decode(event.value)
+        except codec.DecodeError as exc:  # the sink dead-letters it; ARI ignores it
+            log.warning("skipping undecodable record: %s", exc)
+            continue
+        state = states.get(key) or table.get(key) or new_state()
+        if kind == "agent_vital":
+            state, versions, status = step_vital(state, record)
+            for version in versions:
+                outputs[("iv", version["intervention_id"])] = (key, "ari_intervention", version)
+            if status:
+                outputs[("status", key)] = (key, "ari_status", status)
+        elif kind == "agent_event":
+            state = step_event(state, record)
+        states[key] = state
+    return states, outputs
+
+
+async def _deliver(outputs: dict, interventions, statuses) -> None:
+    pending = []
+    for key, kind, record in outputs.values():
+        topic = interventions if kind == "ari_intervention" else statuses
+        # force: send now rather than attach to the batch's last offset, and wait below
+        pending.append(await topic.send(key=key, value=codec.encode(kind, record), force=True))
+    if pending:
+        await asyncio.gather(*pending)
 
 
 def run(settings: Settings, bootstrap: str, loglevel: str = "warn") -> None:
