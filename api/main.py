@@ -24,7 +24,7 @@ from sophra.settings import Settings
 
 from . import errors
 from .body_limit import BodyLimit
-from .routes import agents, events, keys, static, vitals
+from .routes import agents, ari, events, keys, static, vitals
 
 log = logging.getLogger("sophra.api")
 
@@ -66,6 +66,7 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
     app.include_router(vitals.router)
     app.include_router(events.router)
     app.include_router(agents.router)
+    app.include_router(ari.router)
     app.include_router(static.router)
 
     @app.get("/healthz", include_in_schema=False)

@@ -154,6 +154,41 @@ class AgentsList(BaseModel):
     agents: list[AgentOut]
 
 
+class Checkup(BaseModel):
+    result: Literal["ok", "warn", "fail"]
+    text: str
+
+
+class AriStats(BaseModel):
+    interventions_today: int = Field(description="Interventions opened since 00:00 UTC today")
+    tokens_saved: int = Field(description="Tokens saved, estimated, over all interventions")
+    conflicts_resolved: int = Field(description="Protocol 2 episodes that closed (conflicts back to 2 or fewer)")
+
+
+class InterventionOut(BaseModel):
+    id: str
+    protocol: int
+    name: str
+    description: str
+    severity: Literal["low", "medium", "high"]
+    tokens_saved: int
+    status: Literal["open", "closed"]
+    created_at: str
+    closed_at: str | None
+    details: dict[str, Any]
+
+
+class AriOut(BaseModel):
+    success: Literal[True] = True
+    agent_id: str
+    ready: bool = Field(description="False until ARI has seen 5 snapshots of the agent")
+    snapshots: int
+    message: str | None = None
+    stats: AriStats
+    checkups: dict[str, Checkup]
+    interventions: list[InterventionOut]
+
+
 class ErrorOut(BaseModel):
     success: Literal[False] = False
     error: str

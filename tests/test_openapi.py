@@ -7,6 +7,7 @@ DOCUMENTED = {
     ("post", "/api/keys"), ("get", "/api/keys"), ("delete", "/api/keys/{key_id}"),
     ("post", "/api/vitals"), ("post", "/api/events"), ("get", "/api/agents"),
     ("get", "/api/agents/{agent_id}/vitals"), ("get", "/api/agents/{agent_id}/events"),
+    ("get", "/api/agents/{agent_id}/ari"),
 }
 
 
