@@ -6,9 +6,9 @@ snake_case names.
 """
 import math
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 MAX_COUNT = 2**53 - 1  # exact in JavaScript, fits Avro long and UInt64
 AgentId = Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$",
@@ -31,6 +31,9 @@ def _finite(value: Any, where: str) -> Any:
         for i, v in enumerate(value):
             _finite(v, f"{where}[{i}]")
     return value
+
+
+Metadata = Annotated[dict[str, Any] | None, AfterValidator(lambda v: _finite(v, "metadata") if v else v)]
 
 
 class VitalMetrics(BaseModel):
@@ -56,12 +59,7 @@ class VitalsIn(BaseModel):
     agentId: str = AgentId
     agentName: str | None = Field(None, max_length=256, description="Display name shown on the dashboard")
     metrics: VitalMetrics = Field(default_factory=VitalMetrics)
-    metadata: dict[str, Any] | None = Field(None, description="Any custom data, shown in the detailed view")
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata_finite(cls, v):
-        return _finite(v, "metadata") if v is not None else v
+    metadata: Metadata = Field(None, description="Any custom data, shown in the detailed view")
 
 
 class EventIn(BaseModel):
@@ -71,12 +69,7 @@ class EventIn(BaseModel):
     type: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
                       description="Event type slug, e.g. directive_conflict, tool_error, task_completed")
     details: str | None = Field(None, max_length=8192, description="Human-readable description of the event")
-    metadata: dict[str, Any] | None = Field(None, description="Structured data attached to the event")
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata_finite(cls, v):
-        return _finite(v, "metadata") if v is not None else v
+    metadata: Metadata = Field(None, description="Structured data attached to the event")
 
 
 class EventOut(BaseModel):

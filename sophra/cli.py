@@ -5,6 +5,7 @@
     sophra worker   the Faust worker
     sophra sink     the ClickHouse sink
     sophra migrate  apply ClickHouse migrations
+    sophra replay   recompute ARI's derived records after a rule change
     sophra kafka    fetch the broker jars, or run the broker alone
 """
 import argparse
@@ -139,6 +140,20 @@ def cmd_migrate(args) -> int:
     return 0
 
 
+def cmd_replay(args) -> int:
+    from pipeline.replay import ReplayError, parse_time, run
+
+    settings = _settings(args)
+    try:
+        since = parse_time(args.since)
+        until = parse_time(args.until) if args.until else None
+        result = run(settings, since, until, out=sys.stderr)
+    except (ReplayError, ValueError) as exc:
+        raise SystemExit(f"sophra replay: {exc}")
+    print(result.summary(), flush=True)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", help="data folder (SOPHRA_DATA_DIR)")
@@ -157,10 +172,16 @@ def parser() -> argparse.ArgumentParser:
         ("worker", cmd_worker, [common], "run the Faust worker"),
         ("sink", cmd_sink, [common], "run the ClickHouse sink"),
         ("migrate", cmd_migrate, [common], "apply ClickHouse migrations"),
+        ("replay", cmd_replay, [common], "recompute ARI's derived records after a rule change (stop the worker first)"),
     ]:
         sp = sub.add_parser(name, parents=parents, help=text, description=text, epilog=env_help(), formatter_class=fmt)
         sp.set_defaults(fn=fn)
     sub.choices["api"].add_argument("--with-sink", action="store_true", help="also run the sink in this process")
+    replay = sub.choices["replay"]
+    replay.add_argument("--from", dest="since", required=True, metavar="ISO",
+                        help="replace interventions opened at or after this ISO 8601 time (no zone = UTC)")
+    replay.add_argument("--to", dest="until", metavar="ISO",
+                        help="replace only interventions opened before this time (default: no end)")
     sub.choices["worker"].add_argument("--loglevel", default="warn", choices=["crit", "error", "warn", "info", "debug"])
     # Listed for --help only: main() hands `sophra kafka ...` to the broker runner's own parser.
     sub.add_parser("kafka", help="fetch the Kafka jars or run the local broker alone (see `sophra kafka -h`)")
