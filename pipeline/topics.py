@@ -39,6 +39,14 @@ ARI_STATUS = TopicSpec("agent.ari_status", partitions=6, retention_ms=30 * DAY_M
 
 RECORD_TOPICS = (AGENT_VITALS, AGENT_EVENTS, ARI_INTERVENTIONS, ARI_STATUS)
 
+# The worker's per-agent state table. Faust names its changelog topic itself
+# ("<app id>-<table>-changelog"); replay rewrites that topic, so the name has one home here.
+WORKER_STATE_TABLE = "agent_state"
+
+
+def worker_state_changelog(worker_id: str) -> str:
+    return f"{worker_id}-{WORKER_STATE_TABLE}-changelog"
+
 # API keys: a ledger of every key change, in one partition so all share one order, kept
 # forever and not compacted: pipeline/accounts.py replays it in full to decide.
 ACCOUNT_KEYS = TopicSpec("accounts.keys", partitions=1, retention_ms=-1, kind="api_key")

@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from pipeline.producer import producer_config
-from pipeline.topics import AGENT_VITALS, ensure_topics, entity_key
+from pipeline.topics import AGENT_VITALS, ensure_topics, entity_key, worker_state_changelog
 from schemas import codec
 from sophra.processes import terminate
 
@@ -48,7 +48,7 @@ def test_snapshot_counts_survive_a_worker_restart_exactly_once(make_settings):
 
     changelog = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader-" + s.worker_id,
                           "auto.offset.reset": "earliest"})
-    changelog.subscribe([f"{s.worker_id}-agent_state-changelog"])
+    changelog.subscribe([worker_state_changelog(s.worker_id)])
     latest, changelog_partition = {}, {}
 
     def state_is(expected):

@@ -21,13 +21,12 @@ from schemas import codec
 from sophra.settings import Settings
 
 from ..ari.engine import new_state, step_event, step_vital
-from ..topics import AGENT_EVENTS, AGENT_VITALS, ARI_INTERVENTIONS, ARI_STATUS
+from ..topics import AGENT_EVENTS, AGENT_VITALS, ARI_INTERVENTIONS, ARI_STATUS, WORKER_STATE_TABLE
 
 log = logging.getLogger("sophra.worker")
 
 BATCH = 500
 BATCH_WITHIN_S = 0.05
-STATE_TABLE = "agent_state"
 
 
 def create_app(settings: Settings, bootstrap: str) -> faust.App:
@@ -48,7 +47,7 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
     # use_partitioner: a batch holds several agents, so the changelog partition must come
     # from the key (murmur2, like every producer here), not from the batch's last event.
     # key_type=bytes keeps keys raw (so they hash as the producers' do); values are JSON.
-    agents = app.Table(STATE_TABLE, partitions=AGENT_VITALS.partitions, key_type=bytes, use_partitioner=True)
+    agents = app.Table(WORKER_STATE_TABLE, partitions=AGENT_VITALS.partitions, key_type=bytes, use_partitioner=True)
 
     @app.agent(source)
     async def ari(stream):
@@ -58,7 +57,7 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
             for key, state in states.items():
                 agents[key] = state
 
-    app.sophra_tables = {STATE_TABLE: agents}
+    app.sophra_tables = {WORKER_STATE_TABLE: agents}
     return app
 
 

@@ -1,0 +1,437 @@
+"""`sophra replay --from <ISO 8601> [--to <ISO 8601>]`: after a rule change, recompute
+ARI's derived records and replace what was derived before, without duplicates.
+
+What it does, in this order:
+
+1. Preconditions. The worker's state is rewritten, so the worker must be stopped: its
+   consumer group (`SOPHRA_WORKER_ID`) must have no members, else replay refuses. With
+   the embedded default (no KAFKA_BOOTSTRAP_SERVERS) `sophra up` must be stopped too
+   (chdb allows one process per data folder): replay starts the local broker from
+   `<data dir>/kafka` itself and stops it at the end; a running `sophra up` holds that
+   folder and replay says so.
+2. Read `agent.vitals` and `agent.events` from the beginning of their retained history
+   (baselines need the history before --from) up to the high watermarks taken at start,
+   with a plain consumer (all partitions assigned, no group, no commits). The topics are
+   co-partitioned (same key, same partition), so one partition of both is read at a
+   time, which bounds memory to one partition's history. Per agent key the records are
+   merged in `recorded_at` order (ties: events before vitals, then by id), so the result
+   is deterministic whatever order they were produced in, and the engine
+   (pipeline/ari/engine.py) runs over them from a fresh state. Undecodable records are
+   skipped, as the worker skips them. If retention already dropped records of a
+   partition and its first retained record is later than --from, replay refuses: it
+   would delete interventions it cannot recompute.
+3. Replace, in ClickHouse and on the derived topics. Derived records the ClickHouse
+   sink has not landed yet are landed first (by the sink itself: waited for if the sink
+   group has members, else run in this process until caught up), so an old record can't
+   land after the replacement and win with its higher version. Then
+   `DELETE FROM ari_interventions WHERE opened_at >= <from> [AND opened_at < <to>]`,
+   then produce, with the idempotent producer (pipeline/producer.py), the recomputed
+   interventions opened in that window (only the last version of each id) and every
+   agent's last status to `agent.interventions` / `agent.ari_status`, and flush. The
+   same records are inserted straight into ClickHouse with the sink's own steps
+   (`to_row` + `insert_batch` of pipeline/sink/steps.py), so the rows are there when
+   replay returns; when the sink later consumes those records it inserts the same rows
+   (same intervention id / agent, same version), which the ReplacingMergeTree tables
+   collapse. Interventions opened before --from (or at/after --to) are left as they
+   are, later updates included. Statuses always come from the recomputation (for equal
+   versions the last insert wins).
+4. Rewrite the worker's state: each agent's final recomputed state is produced to the
+   worker table's changelog (`<worker id>-agent_state-changelog`: key = the record key
+   bytes `b"<tenant>/<agent>"`, value = the state as JSON, partition = the partition of
+   the agent's records). The restarted worker recovers the table from there, skips the
+   records it already has (by id) and derives from the new rules from then on.
+5. A progress bar on stderr (records read / total from the watermarks, percentage,
+   rate, ETA; at most ~10 redraws a second) and a summary line at the end.
+
+Replay is idempotent: running it again with the same arguments deletes and rewrites
+the same rows and appends the same states, so a failed run is fixed by running it
+again. Caveats: records produced while it runs (after the watermarks) are not in the
+recomputed state; the restarted worker applies them. The derived topics keep the old
+records as well: re-landing those topics from their beginning after a replay would
+bring old versions back (run replay again instead). The recomputation only sees the
+retained history (30 days by default), so an agent's snapshot count restarts there.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import TextIO
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from schemas import codec
+from sophra.settings import Settings
+
+from .ari.engine import new_state, step_event, step_vital
+from .producer import producer_config
+from .sink.steps import Batch, DeadLetter, insert_batch, to_row
+from .store.clickhouse import connect
+from .store.migrate import migrate
+from .topics import (AGENT_EVENTS, AGENT_VITALS, ARI_INTERVENTIONS, ARI_STATUS, TopicSpec, ensure_topics,
+                     worker_state_changelog)
+
+log = logging.getLogger("sophra.replay")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_TIMEOUT = 30
+
+
+class ReplayError(RuntimeError):
+    """A precondition failed or a step could not complete; the message says what to do."""
+
+
+def parse_time(text: str) -> int:
+    """ISO 8601 date or time (no zone = UTC) -> epoch milliseconds."""
+    try:
+        dt = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 time: {text!r} (e.g. 2026-05-01T00:00:00Z)") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return (dt - _EPOCH) // timedelta(milliseconds=1)
+
+
+def changelog_topic(settings: Settings) -> str:
+    return worker_state_changelog(settings.worker_id)
+
+
+# -- progress -------------------------------------------------------------------------
+
+class Progress:
+    """A one-line progress bar: done/total, percentage, rate and ETA, redrawn ~10x a second."""
+
+    def __init__(self, total: int, out: TextIO | None, label: str = "replay", every: float = 0.1, width: int = 30):
+        self.total, self.out, self.label, self.every, self.width = total, out, label, every, width
+        self.done = 0
+        self.started = self._drawn = time.monotonic()
+        self._longest = 0
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self._drawn >= self.every:
+            self._draw(now)
+
+    def close(self) -> None:
+        self._draw(time.monotonic(), end="\n")
+
+    def _draw(self, now: float, end: str = "") -> None:
+        self._drawn = now
+        if self.out is None:
+            return
+        frac = min(1.0, self.done / self.total) if self.total else 1.0
+        filled = int(frac * self.width)
+        elapsed = max(now - self.started, 1e-9)
+        rate = self.done / elapsed
+        eta = (self.total - self.done) / rate if rate > 0 and self.total > self.done else 0
+        line = (f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {frac:6.1%} "
+                f"{self.done}/{self.total} records  {rate:,.0f} rec/s  ETA {timedelta(seconds=round(eta))}")
+        self.out.write("\r" + line.ljust(self._longest) + end)  # pad over a longer previous line
+        self._longest = max(self._longest, len(line))
+        self.out.flush()
+
+
+# -- result ---------------------------------------------------------------------------
+
+@dataclass
+class ReplayResult:
+    records: int = 0            # read from the source topics
+    skipped: int = 0            # undecodable or keyless, ignored like the worker does
+    agents: int = 0
+    interventions: int = 0      # written (produced and inserted)
+    statuses: int = 0
+    deleted: int = 0            # intervention rows deleted from ClickHouse
+    landed: int = 0             # derived records the sink had not landed yet, landed first
+    seconds: float = 0.0
+    states: dict = field(default_factory=dict, repr=False)  # key -> (partition, state)
+
+    def summary(self) -> str:
+        return (f"replay done: {self.records} records read ({self.skipped} skipped), {self.agents} agents, "
+                f"{self.interventions} interventions written, {self.deleted} rows deleted, "
+                f"{self.statuses} statuses, {self.seconds:.1f}s")
+
+
+# -- preconditions --------------------------------------------------------------------
+
+def group_members(admin: AdminClient, group: str) -> list:
+    """The members of a consumer group (none if the group doesn't exist)."""
+    deadline = time.monotonic() + _TIMEOUT
+    while True:
+        future = admin.describe_consumer_groups([group], request_timeout=_TIMEOUT)[group]
+        try:
+            return list(future.result(_TIMEOUT).members)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and err.code() == KafkaError.GROUP_ID_NOT_FOUND:
+                return []
+            retry = isinstance(err, KafkaError) and err.code() in (
+                KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE,
+                KafkaError.NOT_COORDINATOR)  # a broker just started, or the coordinator moved
+            if not retry or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _sink_lag(bootstrap: str, group: str, topics: list[str]) -> int:
+    """Records of `topics` that `group` has not committed yet."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in c.list_topics(t, timeout=_TIMEOUT).topics[t].partitions]
+        lag = 0
+        for tp in c.committed(tps, timeout=_TIMEOUT):
+            lo, hi = c.get_watermark_offsets(tp, timeout=_TIMEOUT)
+            lag += hi - max(tp.offset, lo)
+        return lag
+    finally:
+        c.close()
+
+
+def land_unlanded_derived(settings: Settings, bootstrap: str, admin: AdminClient, timeout: float = 120) -> int:
+    """Make the sink land the derived records it hasn't landed yet; returns how many there were."""
+    topics = [settings.topic(ARI_INTERVENTIONS.name), settings.topic(ARI_STATUS.name)]
+    lag = _sink_lag(bootstrap, settings.sink_group, topics)
+    if not lag:
+        return 0
+    sink = None
+    if not group_members(admin, settings.sink_group):
+        from .sink.consumer import Sink
+
+        log.info("landing %d derived records the sink has not landed yet", lag)
+        sink = Sink(settings, bootstrap).start()
+    else:
+        log.info("waiting for the running sink to land %d derived records", lag)
+    try:
+        deadline = time.monotonic() + timeout
+        while _sink_lag(bootstrap, settings.sink_group, topics):
+            if time.monotonic() > deadline or (sink and not sink._thread.is_alive()):
+                raise ReplayError(f"the sink ({settings.sink_group}) did not land the derived records within "
+                                  f"{timeout:.0f}s; replay changed nothing")
+            time.sleep(0.1)
+    finally:
+        if sink:
+            sink.stop()
+    return lag
+
+
+# -- reading and deriving ---------------------------------------------------------------
+
+def _order(kind: str, record: dict) -> tuple:
+    return record["recorded_at"], 0 if kind == "agent_event" else 1, record["id"]
+
+
+def _read_partition(consumer: Consumer, marks: dict, progress: Progress, result: ReplayResult) -> tuple[dict, dict]:
+    """Every record of one partition of both source topics up to the marks: key -> [(kind, record)],
+    and the `recorded_at` of each topic partition's first retained record."""
+    todo = {tp: (lo, hi) for tp, (lo, hi) in marks.items() if hi > lo}
+    per_key: dict[bytes, list] = {}
+    first: dict[tuple[str, int], int] = {}
+    if not todo:
+        return per_key, first
+    consumer.assign([TopicPartition(t, p, lo) for (t, p), (lo, _) in todo.items()])
+    try:
+        left = sum(hi - lo for lo, hi in todo.values())
+        while todo:
+            # Asking for no more than what is left returns as soon as it arrived.
+            for msg in consumer.consume(num_messages=max(1, min(5000, left)), timeout=0.5):
+                if msg.error():
+                    if msg.error().code() != KafkaError._PARTITION_EOF:
+                        raise ReplayError(f"reading {msg.topic()}[{msg.partition()}]: {msg.error()}")
+                    continue
+                tp = (msg.topic(), msg.partition())
+                if tp not in todo or msg.offset() >= todo[tp][1]:
+                    continue  # arrived after the watermarks were taken
+                result.records += 1
+                left -= 1
+                progress.advance()
+                try:
+                    kind, record = codec.decode(msg.value())
+                except codec.DecodeError:
+                    kind = None
+                if kind not in ("agent_vital", "agent_event") or msg.key() is None:
+                    result.skipped += 1
+                    continue
+                per_key.setdefault(msg.key(), []).append((kind, record))
+                first.setdefault(tp, record["recorded_at"])
+            positions = consumer.position([TopicPartition(t, p) for t, p in todo])
+            for tp in positions:
+                if tp.offset >= todo[(tp.topic, tp.partition)][1]:
+                    del todo[(tp.topic, tp.partition)]
+    finally:
+        consumer.unassign()
+    return per_key, first
+
+
+def derive(records: list[tuple[str, dict]]) -> tuple[dict, dict, dict | None]:
+    """Run the engine over one agent's records in replay order: (state, last version per id, last status)."""
+    state, interventions, status = new_state(), {}, None
+    for kind, record in sorted(records, key=lambda kr: _order(*kr)):
+        if kind == "agent_event":
+            state = step_event(state, record)
+            continue
+        state, versions, st = step_vital(state, record)
+        for v in versions:
+            interventions[v["intervention_id"]] = v
+        status = st or status
+    return state, interventions, status
+
+
+# -- writing --------------------------------------------------------------------------
+
+class _Writer:
+    """Produces with the idempotent producer and records where each record landed."""
+
+    def __init__(self, bootstrap: str):
+        self.producer = Producer(producer_config(bootstrap))
+        self.delivered: list[tuple[str, int, int, bytes]] = []  # topic, partition, offset, value
+        self.errors: list[str] = []
+
+    def send(self, topic: str, key: bytes, value: bytes, partition: int | None = None) -> None:
+        kw = {} if partition is None else {"partition": partition}
+        while True:
+            try:
+                self.producer.produce(topic, key=key, value=value, on_delivery=self._done, **kw)
+                return
+            except BufferError:  # local queue full: serve delivery reports, then retry
+                self.producer.poll(0.1)
+
+    def _done(self, err, msg) -> None:
+        if err is not None:
+            self.errors.append(str(err))
+        else:
+            self.delivered.append((msg.topic(), msg.partition(), msg.offset(), msg.value()))
+
+    def flush(self, what: str) -> list[tuple[str, int, int, bytes]]:
+        left = self.producer.flush(_TIMEOUT)
+        if left or self.errors:
+            raise ReplayError(f"{what}: {left} records not delivered, errors: {self.errors[:3]}; run replay again")
+        delivered, self.delivered = self.delivered, []
+        return delivered
+
+
+def _ms(ms: int) -> str:
+    return f"fromUnixTimestamp64Milli(toInt64({int(ms)}), 'UTC')"
+
+
+def _ensure_changelog(bootstrap: str, admin: AdminClient, topic: str, partitions: int) -> None:
+    # The worker creates it on its first start (compacted); replay may run before that.
+    ensure_topics(bootstrap, "", specs=[TopicSpec(topic, partitions, retention_ms=-1, compacted=True)])
+    deadline = time.monotonic() + _TIMEOUT
+    while True:  # a topic just created takes a moment to show its partitions
+        found = len(admin.list_topics(topic, timeout=_TIMEOUT).topics[topic].partitions)
+        if found or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    if found != partitions:
+        raise ReplayError(f"{topic} has {found} partitions, the source topics {partitions}")
+
+
+# -- the whole thing ------------------------------------------------------------------
+
+def replay(settings: Settings, bootstrap: str, since: int, until: int | None = None,
+           out: TextIO | None = None) -> ReplayResult:
+    """Recompute and replace ARI's derived records opened in [since, until) (epoch ms); see the module doc.
+
+    `out`: where the progress bar goes (the CLI passes stderr; None = no bar).
+    """
+    if until is not None and until <= since:
+        raise ReplayError("--to must be later than --from")
+    t0 = time.monotonic()
+    result = ReplayResult()
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    members = group_members(admin, settings.worker_id)
+    if members:
+        raise ReplayError(f"the worker ({settings.worker_id}) is running ({len(members)} member(s): "
+                          f"{', '.join(m.client_id for m in members)}); stop it first: replay rewrites its state")
+    ensure_topics(bootstrap, settings.topic_prefix)
+    migrate(settings.clickhouse_dsn, settings.clickhouse_database)
+
+    vitals_t, events_t = settings.topic(AGENT_VITALS.name), settings.topic(AGENT_EVENTS.name)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"sophra-replay-{uuid.uuid4().hex[:8]}",
+                         "enable.auto.commit": False, "enable.auto.offset.store": False,
+                         "enable.partition.eof": False,
+                         # Everything read is already there; a short broker-side wait keeps a
+                         # fetch pending at the end of one partition from delaying the next.
+                         "fetch.wait.max.ms": 20})
+    try:
+        meta = consumer.list_topics(timeout=_TIMEOUT).topics
+        n = len(meta[vitals_t].partitions)
+        if len(meta[events_t].partitions) != n:
+            raise ReplayError(f"{vitals_t} and {events_t} must have the same partitions (co-partitioned)")
+        changelog = changelog_topic(settings)
+        _ensure_changelog(bootstrap, admin, changelog, n)
+        marks = {(t, p): consumer.get_watermark_offsets(TopicPartition(t, p), timeout=_TIMEOUT)
+                 for p in range(n) for t in (vitals_t, events_t)}
+        progress = Progress(sum(hi - lo for lo, hi in marks.values()), out)
+        interventions, statuses = [], []
+        for p in range(n):
+            part = {tp: m for tp, m in marks.items() if tp[1] == p}
+            per_key, first = _read_partition(consumer, part, progress, result)
+            for (topic, _), kept_from in first.items():
+                if part[(topic, p)][0] > 0 and kept_from > since:  # retention dropped records after --from
+                    raise ReplayError(f"{topic}[{p}] keeps history only from "
+                                      f"{datetime.fromtimestamp(kept_from / 1000, timezone.utc).isoformat()}; "
+                                      "choose a later --from (nothing was changed)")
+            for key, records in per_key.items():
+                state, ivs, status = derive(records)
+                result.states[key] = (p, state)
+                interventions += [(key, v) for v in ivs.values()
+                                  if v["opened_at"] >= since and (until is None or v["opened_at"] < until)]
+                if status:
+                    statuses.append((key, status))
+        progress.close()
+    finally:
+        consumer.close()
+    result.agents = len(result.states)
+
+    # Replace: land what the sink had not landed yet, delete, produce, land the same rows.
+    result.landed = land_unlanded_derived(settings, bootstrap, admin)
+    ch = connect(settings.clickhouse_dsn, settings.clickhouse_database)
+    where = f"opened_at >= {_ms(since)}" + (f" AND opened_at < {_ms(until)}" if until is not None else "")
+    result.deleted = ch.query(f"SELECT count() FROM ari_interventions FINAL WHERE {where}").result_rows[0][0]
+    ch.command(f"DELETE FROM ari_interventions WHERE {where}", settings={"lightweight_deletes_sync": 2})
+
+    writer = _Writer(bootstrap)
+    for key, record in interventions:
+        writer.send(settings.topic(ARI_INTERVENTIONS.name), key, codec.encode("ari_intervention", record))
+    for key, record in statuses:
+        writer.send(settings.topic(ARI_STATUS.name), key, codec.encode("ari_status", record))
+    batch = Batch()
+    for topic, partition, offset, value in writer.flush("derived records"):
+        row = to_row(value)
+        if isinstance(row, DeadLetter):  # replay encoded it itself: a bug, not bad data
+            raise ReplayError(f"a derived record does not fit its table: {row.reason}")
+        batch.track(topic, partition, offset)
+        batch.add(row)
+    insert_batch(ch, batch)
+    result.interventions, result.statuses = len(interventions), len(statuses)
+
+    # The worker's state, where its table recovers from.
+    for key, (partition, state) in result.states.items():
+        writer.send(changelog, key, json.dumps(state).encode(), partition=partition)
+    writer.flush("worker states")
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+def run(settings: Settings, since: int, until: int | None = None, out: TextIO | None = None) -> ReplayResult:
+    """`sophra replay`: on the configured cluster, or on the local broker it starts and stops itself."""
+    if settings.kafka_bootstrap_servers:
+        return replay(settings, settings.kafka_bootstrap_servers, since, until, out)
+    from deploy.local_kafka import LocalKafka, LocalKafkaError, fetch
+
+    fetch()
+    kafka = LocalKafka(settings.data_dir / "kafka", port=settings.kafka_port)
+    try:
+        bootstrap = kafka.start()
+    except LocalKafkaError as exc:
+        raise ReplayError(f"{exc}: stop `sophra up` first (replay needs the broker and ClickHouse folder "
+                          "for itself, and rewrites the worker's state)") from None
+    try:
+        return replay(settings, bootstrap, since, until, out)
+    finally:
+        kafka.stop()
