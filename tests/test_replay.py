@@ -149,7 +149,7 @@ def test_replay_replaces_derived_rows_and_rewrites_the_worker_state(env):
     assert [(r["agent_id"], r["intervention_id"], r["protocol"], r["severity"]) for r in want] == [
         ("healthy", "iv_old_p4", 4, "high"),             # the stale row opened before --from stays
         ("conflicts", "iv_10008_p2", 2, "high"),
-        ("tokens", "iv_10010_p4", 4, "high"),
+        ("tokens", "iv_10011_p4", 4, "high"),
         ("burnout", "iv_10012_p1", 1, "medium")]         # replaced, although its old version was higher
     assert stored(ch) == want                            # no iv_stale_p4, no iv_unlanded_p4, nothing for healthy
     assert statuses(ch) == expected_statuses(hist)
@@ -216,12 +216,12 @@ def test_a_worker_restarted_after_replay_resumes_from_the_replayed_state(env):
 
 def test_replay_within_from_and_to_touches_only_that_window(env):
     s, hist, _, ch = env
-    since, until = H.T0 + 9 * H.STEP, H.T0 + 11 * H.STEP
+    since, until = H.T0 + 9 * H.STEP, H.T0 + 12 * H.STEP
     result = replay(s, s.kafka_bootstrap_servers, since, until)
-    # Only the token spike (opened at step 10) is in the window. The conflict storm (8) is
+    # Only the token spike (opened at step 11) is in the window. The conflict storm (8) is
     # before it, the burnout (12) and the stale rows (1, 20, 30) outside it: left as they were.
     assert stored(ch) == expected(hist, since, until, extra=(PRE_FROM, POST_FROM, OLD_BURNOUT, UNLANDED))
-    assert [r["intervention_id"] for r in stored(ch) if r["description"] != "old rules"] == ["iv_10010_p4"]
+    assert [r["intervention_id"] for r in stored(ch) if r["description"] != "old rules"] == ["iv_10011_p4"]
     assert (result.interventions, result.deleted) == (1, 0)
 
 

@@ -21,7 +21,9 @@ METRICS = ("token_consumption", "hallucination_rate", "loop_frequency", "directi
 
 def new_state() -> dict:
     return {"snapshots": 0, "last_vital_id": 0, "last_event_id": 0, "window": [], "recent": [],
-            "meta_types": {}, "conflict_events": [], "burnout_run": 0, "episodes": {}}
+            "meta_types": {}, "conflict_events": [], "burnout_run": 0, "token_run": 0, "token_run_excess": 0.0,
+            "token_run_peak": [0.0, 0.0, 0.0],
+            "episodes": {}}
 
 
 # -- baseline -----------------------------------------------------------------------------
@@ -37,12 +39,13 @@ def baseline(window: list[list[float]]) -> dict | None:
         mad = median(abs(v - center) for v in values)
         spread = max(R.MAD_TO_SIGMA * mad, R.SPREAD_FLOOR[name], R.SPREAD_FLOOR_RATIO * abs(center))
         out[name] = {"center": center, "spread": spread}
+    out["n"] = len(window)
     return out
 
 
 def _spikes(base: dict, name: str, value: float) -> bool:
     b = base[name]
-    return value > b["center"] + R.SPIKE_SIGMAS * b["spread"]
+    return value > b["center"] + (R.SPIKE_SIGMAS + R.SMALL_WINDOW_SIGMAS / base["n"]) * b["spread"]
 
 
 # -- protocol 3: data quality ---------------------------------------------------------------
@@ -59,21 +62,19 @@ def quality_flags(state: dict, vital: dict, row: list[float], metadata: dict, ba
     if vital["token_consumption"] > vital["token_limit"] > 0:
         flags.append({"flag": "overflow", "reason": f"token consumption {vital['token_consumption']} "
                                                     f"over the limit {vital['token_limit']}"})
-    if base:
-        for name, value in zip(METRICS, row):
-            center = base[name]["center"]
-            if center > 0 and value >= R.CORRUPTION_FACTOR * center:
-                flags.append({"flag": "corruption", "reason": f"{name} {value:g} is {value / center:.0f}x "
-                                                              f"its baseline {center:g}"})
+    center = base["token_consumption"]["center"] if base else 0
+    if center >= R.CORRUPTION_MIN_CENTER and row[0] >= R.CORRUPTION_FACTOR * center:
+        flags.append({"flag": "corruption", "reason": f"token_consumption {row[0]:g} is {row[0] / center:.0f}x "
+                                                      f"its baseline {center:g}"})
     recent = state["recent"][-(R.STUCK_RUN - 1):]
     varied_before = len({tuple(r) for r in state["window"]}) >= 2
     if (len(recent) == R.STUCK_RUN - 1 and all(r == row for r in recent) and row[0] > 0 and varied_before):
         flags.append({"flag": "stuck", "reason": f"the same values {R.STUCK_RUN} snapshots in a row"})
     for key, value in metadata.items():
-        seen = state["meta_types"].get(key)
-        if seen is not None and seen != _json_type(value):
+        seen, now = state["meta_types"].get(key), _json_type(value)
+        if seen not in (None, "null") and now != "null" and seen != now:  # null stands for any type
             flags.append({"flag": "metadata_type_change",
-                          "reason": f"metadata.{key} changed from {seen} to {_json_type(value)}"})
+                          "reason": f"metadata.{key} changed from {seen} to {now}"})
     return flags
 
 
@@ -160,7 +161,8 @@ def step_vital(state: dict, vital: dict) -> tuple[dict, list[dict], dict | None]
         state["window"] = (state["window"] + [row])[-R.BASELINE_WINDOW:]
     state["recent"] = (state["recent"] + [row])[-R.STUCK_RUN:]
     for key, value in metadata.items():
-        state["meta_types"][key] = _json_type(value)
+        if value is not None:
+            state["meta_types"][key] = _json_type(value)
     status = {"tenant": vital["tenant"], "agent_id": vital["agent_id"], "snapshots": state["snapshots"],
               "checkups": json.dumps(checkups(state, vital) if state["snapshots"] >= R.MIN_SNAPSHOTS else {},
                                      ensure_ascii=False, sort_keys=True),
@@ -217,20 +219,28 @@ def _protocols(state, vital, row, base, flags) -> list[dict | None]:
     out.append(_episode(state, vital, 2, conflicts > R.CONFLICT_THRESHOLD, conflict))
 
     center = base["token_consumption"]["center"]
-    drift = center > 0 and tokens > R.TOKEN_DRIFT_RATIO * center and _spikes(base, "token_consumption", tokens)
+    over = center > 0 and tokens > R.TOKEN_DRIFT_RATIO * center and _spikes(base, "token_consumption", tokens)
+    state["token_run"] = state["token_run"] + 1 if over else 0
+    state["token_run_excess"] = state["token_run_excess"] + (tokens - center) if over else 0.0
+    if over and tokens / center > state["token_run_peak"][0]:
+        state["token_run_peak"] = [tokens / center, tokens, center]  # [ratio, tokens, center]
+    elif not over:
+        state["token_run_peak"] = [0.0, 0.0, 0.0]
+    opening = "4" not in state["episodes"] and state["token_run"] >= R.TOKEN_SUSTAIN
 
     def simplify(ep):
-        ratio = tokens / center
+        peak = max(ep.get("details", {}).get("peak", [0.0, 0.0, 0.0]), state["token_run_peak"])
+        ratio, peak_tokens, peak_center = peak
         ep["severity"] = _worse(ep.get("severity"), "high" if ratio >= R.TOKEN_HIGH_RATIO else "medium")
-        ep.setdefault("description", f"Token consumption at {ratio:.0%} of baseline ({tokens:g} vs {center:g}) — "
-                                     "optimization recommended")
-        ep["details"] = {"baseline_tokens": center, "peak_ratio": round(max(ratio, ep.get("details", {})
-                                                                              .get("peak_ratio", 0)), 3),
+        ep["description"] = (f"Token consumption at {ratio:.0%} of baseline ({peak_tokens:g} vs {peak_center:g}) — "
+                             "optimization recommended")
+        ep["details"] = {"baseline_tokens": center, "peak": peak, "peak_ratio": round(ratio, 3),
                          "recommendations": ["trim the prompt and context to what the step needs",
                                              "cache repeated tool results", "cap retries and recursion depth"]}
-        ep["tokens_saved"] += tokens - center
+        # the run's excess before the episode opened counts too: it is the same drift
+        ep["tokens_saved"] += state["token_run_excess"] if opening else tokens - center
 
-    out.append(_episode(state, vital, 4, drift, simplify))
+    out.append(_episode(state, vital, 4, over and (opening or "4" in state["episodes"]), simplify))
     return out
 
 

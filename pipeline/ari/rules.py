@@ -3,7 +3,8 @@
 MIN_SNAPSHOTS = 5            # protocols and checkups run from an agent's 5th snapshot on
 BASELINE_WINDOW = 20         # clean snapshots the baseline is computed over
 MAD_TO_SIGMA = 1.4826        # scales the median absolute deviation to a standard deviation
-SPIKE_SIGMAS = 3.0           # a value is a spike above center + 3 spreads
+SPIKE_SIGMAS = 3.0           # a value is a spike above center + (3 + 8/n) spreads, n = window size:
+SMALL_WINDOW_SIGMAS = 8.0    # a young baseline (n=4 at the 5th snapshot) is an uncertain one
 SPREAD_FLOOR = {"token_consumption": 50.0, "hallucination_rate": 0.01, "loop_frequency": 2.0,
                 "directive_conflicts": 1.0}
 SPREAD_FLOOR_RATIO = 0.05    # ... and never below 5 % of the center
@@ -20,13 +21,15 @@ CONFLICT_EVENTS_KEPT = 20    # directive_conflict events remembered for the patt
 PATTERN_TOP = 3              # recurring details / instructions reported
 
 # 3 Phytothérapie (data quality)
-CORRUPTION_FACTOR = 100.0    # a metric at 100x its baseline center is corrupt data, not drift
+CORRUPTION_FACTOR = 100.0    # token consumption at 100x its baseline center is corrupt data, not drift
+CORRUPTION_MIN_CENTER = 100  # ... for a baseline of at least 100 tokens (small counts legitimately jump)
 STUCK_RUN = 5                # identical snapshots in a row that make a series "stuck"
 FLAG_SEVERITY = {"overflow": "high", "impossible": "high", "corruption": "high",
                  "stuck": "medium", "metadata_type_change": "low"}
 
 # 4 Simplicité (token drift)
 TOKEN_DRIFT_RATIO = 1.3      # tokens above 130 % of the baseline center ...
+TOKEN_SUSTAIN = 2            # ... in this many consecutive snapshots (one noisy outlier is not drift)
 TOKEN_HIGH_RATIO = 2.0       # ... and at 200 % or more the intervention is high severity
 
 # Checkups' token load bounds (reference 003's amber and red token thresholds)
