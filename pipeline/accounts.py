@@ -13,18 +13,15 @@ the last one:
 - a revocation takes effect only if another active key remains, so an account can
   always authenticate (rotate by creating the new key first).
 """
-import asyncio
 import hashlib
 import hmac
 import re
 import secrets
-import threading
-import time
 from dataclasses import dataclass, replace
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
-
 from schemas import codec
+
+from .topic_table import TopicTable
 
 MAX_ACTIVE_KEYS = 5
 KEY_PREFIX = "sk_live_"
@@ -118,68 +115,9 @@ class KeyBook:
         return any(k.email == email for k in self.by_id.values())
 
 
-class KeyRegistry:
-    """A KeyBook kept current by a thread that tails `accounts.keys` from its start."""
+class KeyRegistry(TopicTable):
+    """A KeyBook kept current from the `accounts.keys` ledger."""
 
     def __init__(self, bootstrap: str, topic: str):
         self.book = KeyBook()
-        self.topic = topic
-        self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "sophra-keys-reader",
-                                   "enable.auto.commit": False, "enable.partition.eof": False})
-        self._consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-        self._position = 0  # next offset to apply
-        self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future]] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="keys-reader", daemon=True)
-
-    def start(self, timeout: float = 30) -> "KeyRegistry":
-        """Replay the topic up to its current end before the api serves anything."""
-        high = self._end_offset(timeout)
-        while self._position < high:
-            for msg in self._consumer.consume(500, timeout=0.2):
-                self._take(msg)
-        self._thread.start()
-        return self
-
-    def _end_offset(self, timeout: float) -> int:
-        # A topic created a moment ago may not have a leader yet: retry until it does.
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                return self._consumer.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=5)[1]
-            except KafkaException:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self._consumer.close()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for msg in self._consumer.consume(500, timeout=0.1):
-                self._take(msg)
-
-    def _take(self, msg) -> None:
-        if msg.error():
-            return
-        self.book.apply(msg.key().decode(), codec.decode(msg.value())[1])
-        with self._lock:
-            self._position = msg.offset() + 1
-            ready = [w for w in self._waiters if w[0] < self._position]
-            self._waiters = [w for w in self._waiters if w[0] >= self._position]
-        for _, loop, fut in ready:
-            loop.call_soon_threadsafe(lambda f=fut: f.done() or f.set_result(None))
-
-    async def caught_up(self, offset: int, timeout: float = 10) -> None:
-        """Wait until the record at `offset` has been applied to the book."""
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-        with self._lock:
-            if offset < self._position:
-                return
-            self._waiters.append((offset, loop, fut))
-        await asyncio.wait_for(fut, timeout)
+        super().__init__(bootstrap, topic, lambda key, value: self.book.apply(key.decode(), codec.decode(value)[1]))
