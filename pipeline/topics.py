@@ -39,6 +39,10 @@ ARI_STATUS = TopicSpec("agent.ari_status", partitions=6, retention_ms=30 * DAY_M
 
 RECORD_TOPICS = (AGENT_VITALS, AGENT_EVENTS, ARI_INTERVENTIONS, ARI_STATUS)
 
+# Applications (/v1): the latest state of each, keyed by application id; compacted, as
+# only the latest state matters; one partition so every api replica applies one order.
+APPLICATIONS = TopicSpec("app.applications", partitions=1, retention_ms=-1, kind="application", compacted=True)
+
 # The worker's per-agent state table. Faust names its changelog topic itself
 # ("<app id>-<table>-changelog"); replay rewrites that topic, so the name has one home here.
 WORKER_STATE_TABLE = "agent_state"
@@ -57,7 +61,7 @@ def dlq(spec: TopicSpec) -> TopicSpec:
     return TopicSpec(spec.name + ".dlq", partitions=1, retention_ms=90 * DAY_MS)
 
 
-ALL_TOPICS = RECORD_TOPICS + tuple(dlq(t) for t in RECORD_TOPICS) + (ACCOUNT_KEYS,)
+ALL_TOPICS = RECORD_TOPICS + tuple(dlq(t) for t in RECORD_TOPICS) + (ACCOUNT_KEYS, APPLICATIONS)
 
 
 def entity_key(tenant: str, entity_id: str) -> bytes:
