@@ -37,7 +37,10 @@ AGENT_EVENTS = TopicSpec("agent.events", partitions=6, retention_ms=30 * DAY_MS,
 ARI_INTERVENTIONS = TopicSpec("agent.interventions", partitions=6, retention_ms=30 * DAY_MS, kind="ari_intervention")
 ARI_STATUS = TopicSpec("agent.ari_status", partitions=6, retention_ms=30 * DAY_MS, kind="ari_status")
 
-RECORD_TOPICS = (AGENT_VITALS, AGENT_EVENTS, ARI_INTERVENTIONS, ARI_STATUS)
+# Application metrics (/v1): one record per accepted request batch, keyed <tenant>/<app>.
+APP_METRICS = TopicSpec("app.metrics", partitions=6, retention_ms=30 * DAY_MS, kind="app_metric_batch")
+
+RECORD_TOPICS = (AGENT_VITALS, AGENT_EVENTS, ARI_INTERVENTIONS, ARI_STATUS, APP_METRICS)
 
 # Applications (/v1): the latest state of each, keyed by application id; compacted, as
 # only the latest state matters; one partition so every api replica applies one order.
