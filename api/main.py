@@ -13,19 +13,19 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from pipeline.accounts import KeyRegistry
-from pipeline.applications import ApplicationRegistry
+from pipeline.applications import ConfigRegistry
 from pipeline.ids import IdGenerator
 from pipeline.limits import VITALS_INTERVAL_S, IntervalLimiter
 from pipeline.producer import RecordProducer
 from pipeline.sink.consumer import Sink
 from pipeline.store.clickhouse import Store
 from pipeline.store.migrate import migrate
-from pipeline.topics import ACCOUNT_KEYS, APPLICATIONS, ensure_topics
+from pipeline.topics import ACCOUNT_KEYS, ALERT_RULES, APPLICATIONS, ensure_topics
 from sophra.settings import Settings
 
 from . import errors
 from .body_limit import BodyLimit
-from .routes import agents, applications, ari, events, keys, static, vitals
+from .routes import agents, alerts, applications, ari, events, keys, static, vitals
 
 log = logging.getLogger("sophra.api")
 
@@ -44,7 +44,9 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
         app.state.keys = await asyncio.to_thread(
             lambda: KeyRegistry(bootstrap, settings.topic(ACCOUNT_KEYS.name)).start())
         app.state.applications = await asyncio.to_thread(
-            lambda: ApplicationRegistry(bootstrap, settings.topic(APPLICATIONS.name)).start())
+            lambda: ConfigRegistry(bootstrap, settings.topic(APPLICATIONS.name)).start())
+        app.state.alert_rules = await asyncio.to_thread(
+            lambda: ConfigRegistry(bootstrap, settings.topic(ALERT_RULES.name)).start())
         app.state.store = Store(settings.clickhouse_dsn, settings.clickhouse_database)
         app.state.sink = Sink(settings, bootstrap).start() if run_sink else None
         # Announce readiness only once records written now become readable promptly.
@@ -61,6 +63,7 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
             app.state.store.close()
             app.state.keys.stop()
             app.state.applications.stop()
+            app.state.alert_rules.stop()
 
     app = FastAPI(title="Sophra", version="0.1.0", lifespan=lifespan,
                   description="Monitoring for AI agents and the applications around them")
@@ -72,6 +75,7 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
     app.include_router(agents.router)
     app.include_router(ari.router)
     app.include_router(applications.router)
+    app.include_router(alerts.router)
     app.include_router(static.router)
 
     @app.get("/healthz", include_in_schema=False)

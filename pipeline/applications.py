@@ -1,5 +1,6 @@
-"""Applications (/v1): every api process keeps them all in memory from the compacted
-`app.applications` topic, so reads are local and a writer sees its own write at once."""
+"""Configuration records of /v1 (applications, alert rules): every api process keeps
+them all in memory from a compacted, single-partition topic (message key = record id,
+a tombstone deletes), so reads are local and a writer sees its own write at once."""
 from schemas import codec
 
 from .topic_table import TopicTable
@@ -8,7 +9,7 @@ STATUSES = ("active", "inactive", "maintenance")
 ENVIRONMENTS = ("production", "staging", "development", "test")
 
 
-class ApplicationRegistry(TopicTable):
+class ConfigRegistry(TopicTable):
     def __init__(self, bootstrap: str, topic: str):
         self.by_id: dict[str, dict] = {}
         super().__init__(bootstrap, topic, self._put)
@@ -19,11 +20,11 @@ class ApplicationRegistry(TopicTable):
         else:
             self.by_id[key.decode()] = codec.decode(value)[1]
 
-    def get(self, tenant: str, app_id: str) -> dict | None:
-        """The application if it exists and belongs to `tenant`; another account's is None."""
-        app = self.by_id.get(app_id)
-        return app if app is not None and app["tenant"] == tenant else None
+    def get(self, tenant: str, record_id: str) -> dict | None:
+        """The record if it exists and belongs to `tenant`; another account's is None."""
+        record = self.by_id.get(record_id)
+        return record if record is not None and record["tenant"] == tenant else None
 
     def of(self, tenant: str) -> list[dict]:
-        return sorted((a for a in self.by_id.values() if a["tenant"] == tenant),
-                      key=lambda a: (a["created_at"], a["id"]))
+        return sorted((r for r in self.by_id.values() if r["tenant"] == tenant),
+                      key=lambda r: (r["created_at"], r["id"]))

@@ -46,6 +46,9 @@ RECORD_TOPICS = (AGENT_VITALS, AGENT_EVENTS, ARI_INTERVENTIONS, ARI_STATUS, APP_
 # only the latest state matters; one partition so every api replica applies one order.
 APPLICATIONS = TopicSpec("app.applications", partitions=1, retention_ms=-1, kind="application", compacted=True)
 
+# Alert rules (/v1), keyed by rule id; the api and the worker both keep them.
+ALERT_RULES = TopicSpec("app.alert_rules", partitions=1, retention_ms=-1, kind="alert_rule", compacted=True)
+
 # The worker's per-agent state table. Faust names its changelog topic itself
 # ("<app id>-<table>-changelog"); replay rewrites that topic, so the name has one home here.
 WORKER_STATE_TABLE = "agent_state"
@@ -64,7 +67,7 @@ def dlq(spec: TopicSpec) -> TopicSpec:
     return TopicSpec(spec.name + ".dlq", partitions=1, retention_ms=90 * DAY_MS)
 
 
-ALL_TOPICS = RECORD_TOPICS + tuple(dlq(t) for t in RECORD_TOPICS) + (ACCOUNT_KEYS, APPLICATIONS)
+ALL_TOPICS = RECORD_TOPICS + tuple(dlq(t) for t in RECORD_TOPICS) + (ACCOUNT_KEYS, APPLICATIONS, ALERT_RULES)
 
 
 def entity_key(tenant: str, entity_id: str) -> bytes:

@@ -89,8 +89,8 @@ def test_schema_fingerprint_ignores_doc_namespace_spelling_and_defaults():
 # --- encode / decode -------------------------------------------------------------
 
 def test_kinds_and_current_schema():
-    assert codec.kinds() == ["agent_event", "agent_vital", "api_key", "app_metric_batch", "application",
-                             "ari_intervention", "ari_status"]
+    assert codec.kinds() == ["agent_event", "agent_vital", "alert_rule", "api_key", "app_metric_batch",
+                             "application", "ari_intervention", "ari_status"]
     vital = codec.current_schema("agent_vital")
     assert (vital["namespace"], vital["name"]) == ("sophra.agent", "Vital")
     assert [f["name"] for f in vital["fields"]] == [
@@ -314,6 +314,7 @@ def test_snapshot_then_old_data_decodes_with_new_defaults(schema_dir):
     assert lines == [
         "agent_event: 43ed2ebdcbcdfc34 already in history",
         f"agent_vital: added {schema_dir / 'history' / 'agent_vital' / f'{fp:016x}.avsc'} (commit it)",
+        f"alert_rule: {codec.fingerprint('alert_rule'):016x} already in history",
         f"api_key: {codec.fingerprint('api_key'):016x} already in history",
         f"app_metric_batch: {codec.fingerprint('app_metric_batch'):016x} already in history",
         f"application: {codec.fingerprint('application'):016x} already in history",

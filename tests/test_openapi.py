@@ -10,6 +10,8 @@ DOCUMENTED = {
     ("get", "/api/agents/{agent_id}/ari"),
     ("post", "/v1/applications"), ("get", "/v1/applications"), ("get", "/v1/applications/{app_id}"),
     ("patch", "/v1/applications/{app_id}"), ("delete", "/v1/applications/{app_id}"),
+    ("post", "/v1/applications/{app_id}/alerts"), ("get", "/v1/applications/{app_id}/alerts"),
+    ("delete", "/v1/applications/{app_id}/alerts/{alert_id}"),
 }
 
 

@@ -13,13 +13,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
-from pipeline.applications import ENVIRONMENTS, STATUSES, ApplicationRegistry
-from pipeline.producer import Backpressure, DeliveryFailed
-from pipeline.topics import APPLICATIONS
-from schemas import codec
+from pipeline.applications import ENVIRONMENTS, STATUSES, ConfigRegistry
 
 from ..auth import Tenant
-from ..deps import ProducerDep, SettingsDep
+from ..config_write import write_config
+from ..deps import ProducerDep
 from ..errors import ApiError
 from ..models import ErrorOut
 
@@ -88,7 +86,7 @@ class ApplicationList(BaseModel):
 NOT_FOUND = {404: {"model": ErrorOut}, 401: {"model": ErrorOut}}
 
 
-def registry(request: Request) -> ApplicationRegistry:
+def registry(request: Request) -> ConfigRegistry:
     return request.app.state.applications
 
 
@@ -112,26 +110,20 @@ async def _full(request: Request, a: dict) -> Application:
                        config=json.loads(a["config"]), metrics=await summary_24h(request, a["tenant"], a["id"]))
 
 
-async def _write(request: Request, settings, producer, app_id: str, record: dict | None) -> None:
-    try:
-        _, offset = await producer.send(settings.topic(APPLICATIONS.name), app_id.encode(),
-                                        codec.encode("application", record) if record else None)
-    except (Backpressure, DeliveryFailed) as exc:
-        raise ApiError(503, "Service unavailable", f"Not stored, retry shortly: {exc}",
-                       headers={"Retry-After": "1"}) from None
-    await registry(request).caught_up(offset)
+async def _write(request: Request, producer, app_id: str, record: dict | None) -> None:
+    await write_config(producer, registry(request), "application", app_id, record)
 
 
 @router.post("/applications", status_code=201, response_model=Application,
              responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut}})
 async def create_application(body: ApplicationCreate, request: Request, tenant: Tenant,
-                             settings: SettingsDep, producer: ProducerDep) -> Application:
+                             producer: ProducerDep) -> Application:
     now = time.time_ns() // 1_000_000
     record = {"tenant": tenant, "id": "app_" + secrets.token_hex(8), "name": body.name,
               "description": body.description, "status": body.status, "environment": body.environment,
               "base_url": str(body.base_url) if body.base_url else None,
               "config": json.dumps(body.config, separators=(",", ":")), "created_at": now, "updated_at": now}
-    await _write(request, settings, producer, record["id"], record)
+    await _write(request, producer, record["id"], record)
     return await _full(request, record)
 
 
@@ -153,7 +145,7 @@ async def get_application(app_id: str, request: Request, tenant: Tenant) -> Appl
 @router.patch("/applications/{app_id}", response_model=Application,
               responses={**NOT_FOUND, 400: {"model": ErrorOut}})
 async def update_application(app_id: str, body: ApplicationUpdate, request: Request, tenant: Tenant,
-                             settings: SettingsDep, producer: ProducerDep) -> Application:
+                             producer: ProducerDep) -> Application:
     current = require_application(request, tenant, app_id)
     changes = body.model_dump(exclude_unset=True)
     if "name" in changes and changes["name"] is None:
@@ -166,13 +158,13 @@ async def update_application(app_id: str, body: ApplicationUpdate, request: Requ
         if field in changes and changes[field] is None:
             raise ApiError(400, "Invalid request", f"{field}: cannot be null", field=field)
     record = {**current, **changes, "updated_at": time.time_ns() // 1_000_000}
-    await _write(request, settings, producer, app_id, record)
+    await _write(request, producer, app_id, record)
     return await _full(request, record)
 
 
 @router.delete("/applications/{app_id}", status_code=204, response_class=Response, responses=NOT_FOUND)
 async def delete_application(app_id: str, request: Request, tenant: Tenant,
-                             settings: SettingsDep, producer: ProducerDep) -> Response:
+                             producer: ProducerDep) -> Response:
     require_application(request, tenant, app_id)
-    await _write(request, settings, producer, app_id, None)  # tombstone: compaction forgets it
+    await _write(request, producer, app_id, None)  # tombstone: compaction forgets it
     return Response(status_code=204)

@@ -21,7 +21,7 @@ from schemas import codec
 from sophra.settings import Settings
 
 from ..ari.engine import new_state, step_event, step_vital
-from ..topics import AGENT_EVENTS, AGENT_VITALS, ARI_INTERVENTIONS, ARI_STATUS, WORKER_STATE_TABLE
+from ..topics import ALERT_RULES, AGENT_EVENTS, AGENT_VITALS, ARI_INTERVENTIONS, ARI_STATUS, WORKER_STATE_TABLE
 
 log = logging.getLogger("sophra.worker")
 
@@ -57,7 +57,20 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
             for key, state in states.items():
                 agents[key] = state
 
-    app.sophra_tables = {WORKER_STATE_TABLE: agents}
+    # Alert rules reach the worker through their compacted topic and wait in a table for
+    # the evaluation step (docs/alerts.md): nothing evaluates them yet.
+    rules_topic = app.topic(settings.topic(ALERT_RULES.name), partitions=ALERT_RULES.partitions, **raw)
+    rules = app.Table("alert_rules", partitions=ALERT_RULES.partitions, key_type=bytes)
+
+    @app.agent(rules_topic)
+    async def keep_alert_rules(stream):
+        async for key, value in stream.items():
+            if value is None:
+                rules.pop(key, None)
+            else:
+                rules[key] = codec.decode(value)[1]
+
+    app.sophra_tables = {WORKER_STATE_TABLE: agents, "alert_rules": rules}
     return app
 
 
