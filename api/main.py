@@ -25,7 +25,8 @@ from sophra.settings import Settings
 
 from . import errors
 from .body_limit import BodyLimit
-from .routes import agents, alerts, applications, ari, events, keys, static, vitals
+from .quota import QuotaMiddleware, QuotaService
+from .routes import agents, alerts, app_metrics, applications, ari, deployments, events, keys, static, vitals
 
 log = logging.getLogger("sophra.api")
 
@@ -47,6 +48,7 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
             lambda: ConfigRegistry(bootstrap, settings.topic(APPLICATIONS.name)).start())
         app.state.alert_rules = await asyncio.to_thread(
             lambda: ConfigRegistry(bootstrap, settings.topic(ALERT_RULES.name)).start())
+        app.state.quota = await QuotaService(settings, bootstrap, app.state.producer).start()
         app.state.store = Store(settings.clickhouse_dsn, settings.clickhouse_database)
         app.state.sink = Sink(settings, bootstrap).start() if run_sink else None
         # Announce readiness only once records written now become readable promptly.
@@ -55,6 +57,7 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
         try:
             yield
         finally:
+            await app.state.quota.stop()  # its last usage reports need the producer
             left = await asyncio.to_thread(app.state.producer.close)
             if left:
                 log.error("%d records were not delivered to Kafka at shutdown", left)
@@ -75,7 +78,9 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
     app.include_router(agents.router)
     app.include_router(ari.router)
     app.include_router(applications.router)
+    app.include_router(app_metrics.router)
     app.include_router(alerts.router)
+    app.include_router(deployments.router)
     app.include_router(static.router)
 
     @app.get("/healthz", include_in_schema=False)
@@ -83,6 +88,7 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
         return {"ok": True}
 
     app.add_middleware(BodyLimit)
+    app.add_middleware(QuotaMiddleware)  # outside BodyLimit, so its 400s carry the quota headers too
     # The browser SDK is loaded into any page and calls the api from that page's origin;
     # it authenticates with a Bearer key, never cookies, so any origin may call.
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST", "PATCH", "DELETE"],

@@ -11,9 +11,11 @@ from schemas import codec
 from .errors import ApiError
 
 
-async def publish(producer: RecordProducer, topic: str, kind: str, record: dict) -> None:
+async def publish(producer: RecordProducer, topic: str, kind: str, record: dict, key: str | None = None) -> None:
+    """Produce `record`; its key is `<tenant>/<agent_id>` unless `key` says otherwise."""
     try:
-        await producer.send(topic, entity_key(record["tenant"], record["agent_id"]), codec.encode(kind, record))
+        await producer.send(topic, key.encode() if key else entity_key(record["tenant"], record["agent_id"]),
+                            codec.encode(kind, record))
     except (Backpressure, DeliveryFailed) as exc:
         why = "Too many writes in flight" if isinstance(exc, Backpressure) else f"Record not stored: {exc}"
         raise ApiError(503, "Service unavailable", f"{why}; retry shortly", headers={"Retry-After": "1"}) from None

@@ -39,8 +39,10 @@ ARI_STATUS = TopicSpec("agent.ari_status", partitions=6, retention_ms=30 * DAY_M
 
 # Application metrics (/v1): one record per accepted request batch, keyed <tenant>/<app>.
 APP_METRICS = TopicSpec("app.metrics", partitions=6, retention_ms=30 * DAY_MS, kind="app_metric_batch")
+# Deployments, keyed like app.metrics: the worker watches both for the same application.
+APP_DEPLOYMENTS = TopicSpec("app.deployments", partitions=6, retention_ms=30 * DAY_MS, kind="app_deployment")
 
-RECORD_TOPICS = (AGENT_VITALS, AGENT_EVENTS, ARI_INTERVENTIONS, ARI_STATUS, APP_METRICS)
+RECORD_TOPICS = (AGENT_VITALS, AGENT_EVENTS, ARI_INTERVENTIONS, ARI_STATUS, APP_METRICS, APP_DEPLOYMENTS)
 
 # Applications (/v1): the latest state of each, keyed by application id; compacted, as
 # only the latest state matters; one partition so every api replica applies one order.
@@ -61,13 +63,22 @@ def worker_state_changelog(worker_id: str) -> str:
 # forever and not compacted: pipeline/accounts.py replays it in full to decide.
 ACCOUNT_KEYS = TopicSpec("accounts.keys", partitions=1, retention_ms=-1, kind="api_key")
 
+# The /v1 hourly quota (pipeline/quota.py, docs/quota.md). Each account's plan, keyed by
+# tenant: compacted, one partition, kept in memory by every api process.
+ACCOUNT_PLANS = TopicSpec("accounts.plans", partitions=1, retention_ms=-1, kind="quota_plan", compacted=True)
+# Each api process's running count of requests per key and hour, keyed by key_id, for the worker.
+API_USAGE = TopicSpec("api.usage", partitions=6, retention_ms=DAY_MS, kind="api_usage")
+# The worker's sums per key (latest hour wins): compacted, one partition, tailed by every api process.
+QUOTA_USAGE = TopicSpec("quota.usage", partitions=1, retention_ms=-1, kind="api_usage", compacted=True)
+
 
 def dlq(spec: TopicSpec) -> TopicSpec:
     """Dead-letter topic for records of `spec` that could not be decoded or stored."""
     return TopicSpec(spec.name + ".dlq", partitions=1, retention_ms=90 * DAY_MS)
 
 
-ALL_TOPICS = RECORD_TOPICS + tuple(dlq(t) for t in RECORD_TOPICS) + (ACCOUNT_KEYS, APPLICATIONS, ALERT_RULES)
+ALL_TOPICS = RECORD_TOPICS + tuple(dlq(t) for t in RECORD_TOPICS) + (ACCOUNT_KEYS, APPLICATIONS, ALERT_RULES,
+                                                                     ACCOUNT_PLANS, API_USAGE, QUOTA_USAGE)
 
 
 def entity_key(tenant: str, entity_id: str) -> bytes:

@@ -6,6 +6,7 @@
     sophra sink     the ClickHouse sink
     sophra migrate  apply ClickHouse migrations
     sophra replay   recompute ARI's derived records after a rule change
+    sophra plan     set an account's plan (standard, pro, enterprise): its /v1 hourly quota
     sophra kafka    fetch the broker jars, or run the broker alone
 """
 import argparse
@@ -154,6 +155,32 @@ def cmd_replay(args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    from confluent_kafka import KafkaException
+
+    from pipeline.quota import describe_limit, limit_of, set_plan
+    from pipeline.topics import ACCOUNT_PLANS, ensure_topics
+
+    settings = _settings(args)
+    bootstrap = settings.kafka_bootstrap_servers
+    if not bootstrap:  # the embedded broker of a running `sophra up`, found in its data folder
+        from deploy.local_kafka import _read_properties
+
+        props = settings.data_dir / "kafka" / "server.properties"
+        advertised = _read_properties(props).get("advertised.listeners", "") if props.is_file() else ""
+        if not advertised.startswith("PLAINTEXT://"):
+            raise SystemExit("sophra plan: set KAFKA_BOOTSTRAP_SERVERS (or --kafka), or run it beside `sophra up`")
+        bootstrap = advertised.removeprefix("PLAINTEXT://").split(",")[0]
+    try:
+        ensure_topics(bootstrap, settings.topic_prefix, timeout=10)
+        tenant, _ = set_plan(bootstrap, settings.topic(ACCOUNT_PLANS.name), args.email, args.plan, timeout=10)
+    except (ValueError, RuntimeError, KafkaException) as exc:
+        raise SystemExit(f"sophra plan: {exc} (Kafka at {bootstrap})")
+    print(f"{args.email.strip().lower()} ({tenant}) is on the {args.plan} plan: "
+          f"{describe_limit(limit_of(args.plan))}", flush=True)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", help="data folder (SOPHRA_DATA_DIR)")
@@ -173,6 +200,7 @@ def parser() -> argparse.ArgumentParser:
         ("sink", cmd_sink, [common], "run the ClickHouse sink"),
         ("migrate", cmd_migrate, [common], "apply ClickHouse migrations"),
         ("replay", cmd_replay, [common], "recompute ARI's derived records after a rule change (stop the worker first)"),
+        ("plan", cmd_plan, [common], "set an account's plan: its /v1 requests per hour per key (docs/quota.md)"),
     ]:
         sp = sub.add_parser(name, parents=parents, help=text, description=text, epilog=env_help(), formatter_class=fmt)
         sp.set_defaults(fn=fn)
@@ -182,6 +210,12 @@ def parser() -> argparse.ArgumentParser:
                         help="replace interventions opened at or after this ISO 8601 time (no zone = UTC)")
     replay.add_argument("--to", dest="until", metavar="ISO",
                         help="replace only interventions opened before this time (default: no end)")
+    from pipeline.quota import PLANS
+
+    plan = sub.choices["plan"]
+    plan.add_argument("email", help="the account's email")
+    plan.add_argument("plan", choices=PLANS,
+                      help="standard: 1,000 requests/hour per key; pro: 10,000; enterprise: unlimited")
     sub.choices["worker"].add_argument("--loglevel", default="warn", choices=["crit", "error", "warn", "info", "debug"])
     # Listed for --help only: main() hands `sophra kafka ...` to the broker runner's own parser.
     sub.add_parser("kafka", help="fetch the Kafka jars or run the local broker alone (see `sophra kafka -h`)")

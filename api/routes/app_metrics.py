@@ -1,11 +1,332 @@
-"""Application metrics (/v1/applications/{id}/metrics).
+"""Application metrics: write a batch of points, read one metric at a granularity.
 
-The write path, the rollups and the granular query are the next step of issue 5; until
-then no metric data exists, and the 24 h summary of an application says so (null).
+    POST /v1/applications/{id}/metrics   {"points": [{"metric", "value", "timestamp"}]} (or a bare array)
+    GET  /v1/applications/{id}/metrics   ?start&end&metric&granularity&stat
+
+A write is validated here with a lean checker (no model per point: 10,000 points cost
+a few tens of milliseconds), produced as ONE `app_metric_batch` record, and answered
+202 once Kafka acknowledged it. The sink lands it as one ClickHouse row per point;
+materialized views roll the rows up into 1m, 5m, 1h and 1d buckets, and reads only
+ever touch the rollup of the requested granularity. Definitions: docs/metrics.md.
 """
-from fastapi import Request
+import asyncio
+import math
+import re
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, RootModel, SkipValidation
+
+from pipeline.producer import Backpressure, DeliveryFailed
+from pipeline.store.schema import APP_METRICS_ROLLUPS, QUANTILES, QUANTILES_STATE
+from pipeline.topics import APP_METRICS, entity_key
+from schemas import codec
+
+from ..auth import Tenant
+from ..deps import IdsDep, ProducerDep, SettingsDep, StoreDep
+from ..errors import ApiError, invalid
+from ..models import ErrorOut
+from .applications import iso_s, require_application
+
+router = APIRouter(prefix="/v1", tags=["metrics"])
+
+# -- limits and definitions (docs/metrics.md) -------------------------------------------
+MAX_POINTS = 10_000
+MAX_FUTURE_MS = 5 * 60_000
+RETENTION_DAYS = 400  # the TTL of app_metrics and of every rollup (migration 0005)
+MAX_BUCKETS = 10_000
+THREAD_ABOVE = 500  # points; smaller batches are checked on the event loop
+DEFAULT_RANGE_MS = 24 * 3_600_000
+METRIC_NAME = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
+# Built-in metrics and the values they accept (inclusive); custom ones take any finite number.
+# Bounds are finite, so one comparison also refuses infinities (and NaN, which fails every one).
+_BIG = sys.float_info.max
+BUILTIN = {"response_time": (0.0, _BIG), "error_rate": (0.0, 1.0), "throughput": (0.0, _BIG)}
+UNITS = {"response_time": "milliseconds", "error_rate": "a fraction 0..1", "throughput": "requests per minute"}
+GRANULARITY_MS = {g: seconds * 1000 for g, (seconds, _) in APP_METRICS_ROLLUPS.items()}
+# Default granularity: the finest whose buckets cover the range in at most 720 of them.
+DEFAULT_GRANULARITY = ((6 * 3_600_000, "1m"), (2 * 86_400_000, "5m"), (30 * 86_400_000, "1h"))
+_Q = ", ".join(str(q) for q in QUANTILES)
+STATS = {
+    "mean": "sum(sum) / sum(count)",
+    "min": "min(min)",
+    "max": "max(max)",
+    "sum": "sum(sum)",
+    "count": "sum(count)",
+    **{f"p{round(q * 100)}": f"quantilesExactInclusiveMerge({_Q})(quantiles)[{i + 1}]" for i, q in enumerate(QUANTILES)},
+}
+assert QUANTILES_STATE == f"quantilesExactInclusive({_Q})"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MS = timedelta(milliseconds=1)
+_POINT_KEYS = ("metric", "value", "timestamp")
+_MAX_DATETIME_S = 2**32 - 1  # ClickHouse DateTime ends in 2106
+
+
+# -- models (documentation of the bodies; the checker below does the validation) --------
+class MetricPointIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    metric: str = Field(pattern=METRIC_NAME.pattern, examples=["response_time"],
+                        description="response_time (ms, >= 0), error_rate (0..1), throughput (requests per "
+                                    "minute, >= 0), or a custom name (any finite value)")
+    value: float = Field(description="A finite JSON number")
+    timestamp: str | int = Field(examples=["2024-01-15T12:00:00Z"],
+                                 description="ISO 8601 (no offset = UTC) or epoch milliseconds; at most 5 minutes "
+                                             f"ahead of the server and at most {RETENTION_DAYS} days old")
+
+
+class MetricPointsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    points: list[MetricPointIn] = Field(min_length=1, max_length=MAX_POINTS)
+
+
+class MetricsBody(RootModel):
+    """`{"points": [...]}` or the bare array; at most 10,000 points and 2 MiB."""
+    root: Annotated[MetricPointsIn | list[MetricPointIn], SkipValidation]
+
+
+class MetricsAccepted(BaseModel):
+    accepted: int = Field(description="Number of points accepted (all of them: a batch is taken whole or not at all)")
+    batch_id: int = Field(description="Id of the batch, unique, below 2^53")
+
+
+class MetricValue(BaseModel):
+    timestamp: str = Field(examples=["2024-01-15T12:00:00Z"], description="Start of the bucket (UTC)")
+    value: int | float | None = Field(description="The stat over the bucket's points; null when the bucket has "
+                                                   "no points (count: 0)")
+
+
+class MetricSeries(BaseModel):
+    metric: str
+    granularity: str
+    data: list[MetricValue]
+
+
+# -- write ------------------------------------------------------------------------------
+def _time_ms(raw: Any, field: str) -> int:
+    if type(raw) is int:
+        return raw
+    if type(raw) is str:
+        try:
+            dt = datetime.fromisoformat(raw)
+        except ValueError:
+            raise invalid(field, f"{raw[:40]!r} is not an ISO 8601 time") from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return (dt - _EPOCH) // _MS
+    raise invalid(field, "must be an ISO 8601 string or epoch milliseconds (an integer)")
+
+
+def check_points(body: Any, now_ms: int) -> list[dict]:
+    """The batch's points as Avro records (timestamps in epoch ms), or a 400 naming the
+    first offending field as `points[i].name`."""
+    if isinstance(body, dict):
+        if "points" not in body:
+            raise invalid("points", "is required")
+        extra = [k for k in body if k != "points"]
+        if extra:
+            raise invalid(str(extra[0]), "unknown field; the body is {\"points\": [...]}")
+        points = body["points"]
+    elif isinstance(body, list):
+        points = body
+    else:
+        raise invalid("body", "must be {\"points\": [...]} or an array of points")
+    if not isinstance(points, list):
+        raise invalid("points", "must be an array of points")
+    if not points:
+        raise invalid("points", "must hold at least one point")
+    if len(points) > MAX_POINTS:
+        raise invalid("points", f"at most {MAX_POINTS} points per request, got {len(points)}")
+
+    oldest = now_ms - RETENTION_DAYS * 86_400_000
+    newest = now_ms + MAX_FUTURE_MS
+    ranges = dict(BUILTIN)  # metric name -> accepted (lo, hi); custom names join once checked
+    out = []
+    append = out.append
+    for i, p in enumerate(points):
+        if type(p) is not dict:
+            raise invalid(f"points[{i}]", "must be an object with metric, value and timestamp")
+        if len(p) != 3 or "metric" not in p or "value" not in p or "timestamp" not in p:
+            for k in _POINT_KEYS:
+                if k not in p:
+                    raise invalid(f"points[{i}].{k}", "is required")
+            extra = next(k for k in p if k not in _POINT_KEYS)
+            raise invalid(f"points[{i}].{extra}", "unknown field; a point has metric, value and timestamp")
+        metric, value, ts = p["metric"], p["value"], p["timestamp"]
+
+        bounds = ranges.get(metric) if type(metric) is str else None
+        if bounds is None:
+            if type(metric) is not str or not METRIC_NAME.match(metric):
+                raise invalid(f"points[{i}].metric", "must be response_time, error_rate, throughput or a custom "
+                                                     f"name matching {METRIC_NAME.pattern}")
+            bounds = ranges[metric] = (-_BIG, _BIG)
+
+        t = type(value)
+        if t is int:
+            try:
+                value = float(value)
+            except OverflowError:
+                value = math.inf
+        elif t is not float:
+            raise invalid(f"points[{i}].value", "must be a number")
+        if not (bounds[0] <= value <= bounds[1]):
+            if not math.isfinite(value):
+                raise invalid(f"points[{i}].value", "must be a finite number")
+            lo, hi = bounds
+            rule = f"between {lo:g} and {hi:g}" if hi != _BIG else f">= {lo:g}"
+            raise invalid(f"points[{i}].value", f"must be {rule} for {metric} ({UNITS[metric]})")
+
+        ms = _time_ms(ts, f"points[{i}].timestamp")
+        if ms > newest:
+            raise invalid(f"points[{i}].timestamp", "is more than 5 minutes in the future")
+        if ms < oldest:
+            raise invalid(f"points[{i}].timestamp", f"is more than {RETENTION_DAYS} days old (the retention)")
+        append({"metric": metric, "value": value, "timestamp": ms})
+    return out
+
+
+def _prepare(body: Any, record: dict) -> tuple[int, bytes]:
+    record["points"] = check_points(body, record["received_at"])
+    return len(record["points"]), codec.encode("app_metric_batch", record)
+
+
+@router.post("/applications/{app_id}/metrics", status_code=202, response_model=MetricsAccepted,
+             responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 404: {"model": ErrorOut},
+                        503: {"model": ErrorOut}})
+async def ingest_metrics(app_id: str, body: MetricsBody, request: Request, tenant: Tenant,
+                         settings: SettingsDep, producer: ProducerDep, ids: IdsDep) -> MetricsAccepted:
+    """Accept a batch of points (at most 10,000; the body at most 2 MiB), all or none.
+    202 once Kafka has the batch; it is readable once the sink landed it (about 250 ms)."""
+    require_application(request, tenant, app_id)
+    record = {"tenant": tenant, "application_id": app_id, "id": ids.next_id(),
+              "received_at": time.time_ns() // 1_000_000, "points": []}
+    raw = body.root
+    points = raw.get("points") if isinstance(raw, dict) else raw
+    if isinstance(points, list) and len(points) > THREAD_ABOVE:
+        # A big batch takes tens of milliseconds of CPU: on a thread, the GIL lets the
+        # event loop serve other requests in between instead of waiting for all of it.
+        n, value = await asyncio.to_thread(_prepare, raw, record)
+    else:
+        n, value = _prepare(raw, record)
+    try:
+        await producer.send(settings.topic(APP_METRICS.name), entity_key(tenant, app_id), value)
+    except (Backpressure, DeliveryFailed) as exc:
+        why = "Too many writes in flight" if isinstance(exc, Backpressure) else f"Batch not stored: {exc}"
+        raise ApiError(503, "Service unavailable", f"{why}; retry shortly", headers={"Retry-After": "1"}) from None
+    return MetricsAccepted(accepted=n, batch_id=record["id"])
+
+
+# -- read -------------------------------------------------------------------------------
+def _query_time(raw: str | None, field: str) -> int | None:
+    if raw is None:
+        return None
+    raw = raw.strip()
+    if raw.isdigit():
+        return int(raw)
+    # An unencoded "+" in a query string arrives as a space: "12:00:00 01:00" meant "+01:00".
+    raw = re.sub(r" (\d\d:?\d\d)$", r"+\1", raw)
+    try:
+        dt = datetime.fromisoformat(raw)
+    except ValueError:
+        raise invalid(field, f"{raw[:40]!r} is not an ISO 8601 time (e.g. 2024-01-15T12:00:00Z)") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return (dt - _EPOCH) // _MS
+
+
+def _series_sql(granularity: str, stat: str) -> str:
+    table = APP_METRICS_ROLLUPS[granularity][1].name
+    return (f"SELECT toUnixTimestamp(bucket) AS t, {STATS[stat]} AS v FROM {table} "
+            "WHERE tenant = %(tenant)s AND application_id = %(app)s AND metric = %(metric)s "
+            "AND bucket >= toDateTime(%(lo)s, 'UTC') AND bucket <= toDateTime(%(hi)s, 'UTC') "
+            "GROUP BY bucket ORDER BY bucket")
+
+
+@router.get("/applications/{app_id}/metrics", response_model=MetricSeries,
+            responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 404: {"model": ErrorOut}})
+async def metric_series(
+    app_id: str, request: Request, tenant: Tenant, store: StoreDep,
+    start: Annotated[str | None, Query(description="Start time (ISO 8601; no offset = UTC; or epoch ms). "
+                                                   "Default: end - 24 h")] = None,
+    end: Annotated[str | None, Query(description="End time, exclusive (ISO 8601 or epoch ms). Default: now")] = None,
+    metric: Annotated[str, Query(description="response_time, error_rate, throughput or a custom name")] = "response_time",
+    granularity: Annotated[str | None, Query(description="1m, 5m, 1h or 1d. Default by range: up to 6 h 1m, "
+                                                         "up to 2 d 5m, up to 30 d 1h, longer 1d")] = None,
+    stat: Annotated[str, Query(description="mean (default), p50, p95, p99, min, max, sum or count")] = "mean",
+) -> MetricSeries:
+    """One value per bucket, every bucket of the range present (null when it has no points).
+    Buckets start at multiples of their length in UTC; the first one holds `start`, the last
+    one starts before `end`."""
+    require_application(request, tenant, app_id)
+    if not METRIC_NAME.match(metric):
+        raise invalid("metric", "must be response_time, error_rate, throughput or a custom name matching "
+                                f"{METRIC_NAME.pattern}")
+    if granularity is not None and granularity not in GRANULARITY_MS:
+        raise invalid("granularity", "must be 1m, 5m, 1h or 1d")
+    if stat not in STATS:
+        raise invalid("stat", f"must be one of {', '.join(STATS)}")
+    end_ms = _query_time(end, "end")
+    start_ms = _query_time(start, "start")
+    if end_ms is None:
+        end_ms = time.time_ns() // 1_000_000
+    if start_ms is None:
+        start_ms = end_ms - DEFAULT_RANGE_MS
+    if start_ms >= end_ms:
+        raise invalid("start", "must be before end")
+    if start_ms < 0:
+        raise invalid("start", "must not be before 1970-01-01T00:00:00Z")
+    if end_ms > _MAX_DATETIME_S * 1000:
+        raise invalid("end", "must not be after 2106-02-07T06:28:15Z")
+    if granularity is None:
+        span = end_ms - start_ms
+        granularity = next((g for limit, g in DEFAULT_GRANULARITY if span <= limit), "1d")
+    step = GRANULARITY_MS[granularity]
+    first = start_ms - start_ms % step
+    buckets = -(-(end_ms - first) // step)
+    if buckets > MAX_BUCKETS:
+        raise invalid("granularity", f"start..end holds {buckets} buckets of {granularity}, more than "
+                                     f"{MAX_BUCKETS}: choose a coarser granularity or a shorter range")
+    last = first + (buckets - 1) * step
+    rows = await store.rows(_series_sql(granularity, stat), {
+        "tenant": tenant, "app": app_id, "metric": metric, "lo": first // 1000, "hi": last // 1000})
+    found = {r["t"] * 1000: r["v"] for r in rows}
+    empty = 0 if stat == "count" else None
+    return MetricSeries(metric=metric, granularity=granularity, data=[
+        MetricValue(timestamp=iso_s(b), value=found.get(b, empty)) for b in range(first, last + 1, step)])
+
+
+# -- the 24 h summary of GET /v1/applications/{id} -------------------------------------------
+_SUMMARY_MEANS = """
+SELECT metric, sum(sum) / sum(count) AS mean FROM app_metrics_1h
+WHERE tenant = %(tenant)s AND application_id = %(app)s AND metric IN ('response_time', 'error_rate')
+  AND bucket >= toDateTime(%(since)s, 'UTC')
+GROUP BY metric
+"""
+_SUMMARY_UPTIME = """
+SELECT countIf(s / c < 1) AS up, count() AS minutes FROM (
+    SELECT bucket, sum(sum) AS s, sum(count) AS c FROM app_metrics_1m
+    WHERE tenant = %(tenant)s AND application_id = %(app)s AND metric = 'error_rate'
+      AND bucket >= toDateTime(%(since)s, 'UTC')
+    GROUP BY bucket)
+"""
 
 
 async def summary_24h(request: Request, tenant: str, app_id: str) -> dict:
-    """uptime, response_time and error_rate over the last 24 h; null without data."""
-    return {"uptime": None, "response_time": None, "error_rate": None}
+    """uptime, response_time and error_rate over the last 24 h; null without data.
+
+    The window is the 24 hourly buckets up to and including the current hour (so 23 to
+    24 hours of data). response_time and error_rate are the means of every point in it
+    (from the 1h rollup); uptime is the percentage of its minutes that have error_rate
+    points whose mean is below 1 (from the 1m rollup), among the minutes that have any.
+    """
+    store = request.app.state.store
+    now_s = time.time_ns() // 1_000_000_000
+    params = {"tenant": tenant, "app": app_id, "since": now_s - now_s % 3600 - 23 * 3600}
+    means, uptime = await asyncio.gather(store.rows(_SUMMARY_MEANS, params), store.rows(_SUMMARY_UPTIME, params))
+    by_metric = {r["metric"]: r["mean"] for r in means}
+    u = uptime[0] if uptime else {"minutes": 0}
+    return {"uptime": 100.0 * u["up"] / u["minutes"] if u["minutes"] else None,
+            "response_time": by_metric.get("response_time"), "error_rate": by_metric.get("error_rate")}

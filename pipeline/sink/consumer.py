@@ -5,6 +5,12 @@ work is fixed: insert into ClickHouse (retrying with backoff until it succeeds o
 sink stops), make sure its dead letters are on the DLQ topic, and only then commit
 the offsets. A crash at any point re-reads the uncommitted messages; the dedup token
 and the ReplacingMergeTree tables (keyed by record id) keep that from doubling rows.
+
+Application metrics are also summed by rollups that a re-read batch would count twice
+(a merge can't take a point back out of a sum). For their topic the sink therefore
+skips records it already landed: on every partition assignment it reads, per partition,
+the highest offset whose rows are in ClickHouse (`app_metrics_landed`, written by the
+same insert as the rows) and drops re-read records at or below it.
 """
 import logging
 import threading
@@ -16,8 +22,8 @@ from sophra.settings import Settings
 
 from ..producer import producer_config
 from ..store.clickhouse import connect
-from ..topics import RECORD_TOPICS, dlq
-from .steps import Batch, DeadLetter, insert_batch, to_row
+from ..topics import APP_METRICS, RECORD_TOPICS, dlq
+from .steps import Batch, DeadLetter, insert_batch, to_rows
 
 log = logging.getLogger("sophra.sink")
 
@@ -27,8 +33,11 @@ class Sink:
         self.settings = settings
         self.bootstrap = bootstrap
         self.dlq_topic = {settings.topic(t.name): settings.topic(dlq(t).name) for t in RECORD_TOPICS}
+        self.metrics_topic = settings.topic(APP_METRICS.name)
+        self.landed: dict[int, int] = {}  # app.metrics partition -> highest offset already in ClickHouse
         self.inserted_rows = 0
         self.dead_letters = 0
+        self.skipped = 0  # records re-read after a crash whose rows had already landed
         self._stop = threading.Event()
         self.ready = threading.Event()  # set once the group gave this sink its partitions
         self._thread: threading.Thread | None = None
@@ -69,18 +78,57 @@ class Sink:
             "enable.partition.eof": False,
         })
         # Before partitions move to another sink, land and commit what we hold of them.
-        self._consumer.subscribe(list(self.dlq_topic), on_assign=lambda c, parts: self.ready.set(),
+        self._consumer.subscribe(list(self.dlq_topic), on_assign=self._on_assign,
                                  on_revoke=lambda c, parts: self._flush())
         try:
             while not self._stop.is_set():
                 for msg in self._consumer.consume(num_messages=1000, timeout=0.05):
                     self._take(msg)
+                    if self._batch.size >= self.settings.sink_batch_rows:  # one record can be 10,000 rows
+                        self._flush()
                 if self._batch.due(self.settings.sink_batch_rows, self.settings.sink_batch_ms):
                     self._flush()
             self._flush()
         finally:
             self._consumer.close()
             self._dlq_producer.flush(10)
+
+    def _on_assign(self, consumer, partitions) -> None:
+        mine = [tp.partition for tp in partitions if tp.topic == self.metrics_topic]
+        if mine:
+            self.landed = self._landed_offsets(consumer, mine)
+        self.ready.set()
+
+    def _landed_offsets(self, consumer, partitions: list[int]) -> dict[int, int]:
+        """Highest landed offset per app.metrics partition, read before consuming them."""
+        delay = 0.1
+        while True:
+            try:
+                rows = self._client.query(
+                    "SELECT partition, max(offset) FROM app_metrics_landed GROUP BY partition").result_rows
+                break
+            except Exception as exc:  # ClickHouse down: consuming now could double-count
+                if self._stop.is_set():
+                    raise
+                log.warning("reading landed offsets failed, retrying in %.1fs: %s", delay, exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 10)
+        landed = {}
+        for partition, offset in rows:
+            if partition not in partitions:
+                continue
+            try:  # an offset the partition never reached: the topic was re-created, forget it
+                _, high = consumer.get_watermark_offsets(TopicPartition(self.metrics_topic, partition), timeout=10)
+            except Exception as exc:
+                log.warning("no end offset for %s[%d], keeping landed offset %d: %s",
+                            self.metrics_topic, partition, offset, exc)
+                high = offset + 1
+            if offset >= high:
+                log.warning("%s[%d] ends at %d but offset %d was landed: topic re-created? not skipping",
+                            self.metrics_topic, partition, high, offset)
+                continue
+            landed[partition] = offset
+        return landed
 
     # -- steps -----------------------------------------------------------------------
     def _take(self, msg) -> None:
@@ -89,7 +137,10 @@ class Sink:
                 log.warning("consume error: %s", msg.error())
             return
         self._batch.track(msg.topic(), msg.partition(), msg.offset())
-        result = to_row(msg.value())
+        if msg.topic() == self.metrics_topic and msg.offset() <= self.landed.get(msg.partition(), -1):
+            self.skipped += 1  # its rows are in ClickHouse: committing past it is all that is left
+            return
+        result = to_rows(msg.value(), msg.partition(), msg.offset())
         if isinstance(result, DeadLetter):
             self._dead_letter(msg, result.reason)
         else:

@@ -1,8 +1,10 @@
-"""The sink's steps, each small and testable on its own: decode a message into a row,
+"""The sink's steps, each small and testable on its own: decode a message into its rows,
 gather rows into a batch, insert the batch with a deduplication token.
 
-Offsets advance only through `Batch`, and are committed by the sink loop only after
-`insert_batch` returned, so a crash anywhere replays the batch instead of losing it.
+Most record kinds are one row of their table (`to_row`); an `app_metric_batch` record
+is one row per point (`to_rows` handles both). Offsets advance only through `Batch`, and
+are committed by the sink loop only after `insert_batch` returned, so a crash anywhere
+replays the batch instead of losing it.
 """
 import hashlib
 import time
@@ -10,7 +12,7 @@ from dataclasses import dataclass, field
 
 from schemas import codec
 
-from ..store.schema import TABLE_FOR_KIND, Table
+from ..store.schema import APP_METRICS, TABLE_FOR_KIND, Table
 
 
 @dataclass(frozen=True)
@@ -20,12 +22,18 @@ class Row:
 
 
 @dataclass(frozen=True)
+class Rows:
+    """Several rows of one table, from one record."""
+    table: Table
+    values: list[list]
+
+
+@dataclass(frozen=True)
 class DeadLetter:
     reason: str
 
 
-def to_row(data: bytes | None) -> Row | DeadLetter:
-    """Decode one record and map it onto its table's columns, or say why it can't be."""
+def _decode(data: bytes | None) -> tuple[str, dict, Table] | DeadLetter:
     if not data:
         return DeadLetter("empty message")
     try:
@@ -37,7 +45,48 @@ def to_row(data: bytes | None) -> Row | DeadLetter:
         return DeadLetter(f"no table for record kind {kind!r}")
     if not record.get("tenant"):
         return DeadLetter("record has no tenant")
-    try:  # Avro field names are the column names; recorded_at (epoch ms) fits DateTime64(3)
+    return kind, record, table
+
+
+def _metric_points(record: dict, partition: int, offset: int) -> list[list]:
+    """One app_metrics row per point, columns in APP_METRICS order; idx is the point's
+    position in its batch, so (batch_id, idx) names it."""
+    tenant, app, batch = record["tenant"], record["application_id"], record["id"]
+    return [[tenant, app, p["metric"], p["timestamp"], p["value"], batch, i, partition, offset]
+            for i, p in enumerate(record["points"])]
+
+
+# Record kinds that are several rows, with the function that makes them from a record
+# and its Kafka source (partition, offset).
+EXPLODE = {APP_METRICS.record_kind: _metric_points}
+
+
+def to_rows(data: bytes | None, partition: int, offset: int) -> Rows | DeadLetter:
+    """Decode one record from (partition, offset) and map it onto its table's rows, or
+    say why it can't be."""
+    decoded = _decode(data)
+    if isinstance(decoded, DeadLetter):
+        return decoded
+    kind, record, table = decoded
+    explode = EXPLODE.get(kind)
+    try:
+        if explode is not None:
+            return Rows(table, explode(record, partition, offset))
+        # Avro field names are the column names; epoch ms fits DateTime64(3)
+        return Rows(table, [[record[c] for c in table.column_names]])
+    except KeyError as exc:
+        return DeadLetter(f"record kind {kind!r} lacks column {exc.args[0]!r}")
+
+
+def to_row(data: bytes | None) -> Row | DeadLetter:
+    """The single row of a one-row record kind (replay lands derived records with it)."""
+    decoded = _decode(data)
+    if isinstance(decoded, DeadLetter):
+        return decoded
+    kind, record, table = decoded
+    if kind in EXPLODE:
+        return DeadLetter(f"record kind {kind!r} is several rows: use to_rows")
+    try:
         return Row(table, [record[c] for c in table.column_names])
     except KeyError as exc:
         return DeadLetter(f"record kind {kind!r} lacks column {exc.args[0]!r}")
@@ -56,10 +105,15 @@ class Batch:
         span = self.ranges.setdefault((topic, partition), [offset, offset])
         span[1] = offset
 
-    def add(self, row: Row) -> None:
+    def add(self, row: Row | Rows) -> None:
         self.tables[row.table.name] = row.table
-        self.rows.setdefault(row.table.name, []).append(row.values)
-        self.size += 1
+        into = self.rows.setdefault(row.table.name, [])
+        if isinstance(row, Rows):
+            into.extend(row.values)
+            self.size += len(row.values)
+        else:
+            into.append(row.values)
+            self.size += 1
 
     def due(self, max_rows: int, max_ms: int) -> bool:
         return bool(self.ranges) and (
@@ -78,5 +132,10 @@ class Batch:
 
 def insert_batch(client, batch: Batch) -> None:
     for name, rows in batch.rows.items():
+        if not rows:
+            continue
+        # The token also deduplicates what the table's materialized views derive from the
+        # insert (the app_metrics rollups): a retried insert must not count twice there.
         client.insert(name, rows, column_names=batch.tables[name].column_names,
-                      settings={"insert_deduplication_token": batch.dedup_token(name)})
+                      settings={"insert_deduplication_token": batch.dedup_token(name),
+                                "deduplicate_blocks_in_dependent_materialized_views": 1})

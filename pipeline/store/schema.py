@@ -125,6 +125,94 @@ ARI_STATUS = Table(
     record_kind="ari_status",
 )
 
+APP_DEPLOYMENTS = Table(
+    name="app_deployments",
+    columns=(
+        ("tenant", "LowCardinality(String)"),
+        ("id", "String"),
+        ("application_id", "String"),
+        ("version", "String"),
+        ("description", "Nullable(String)"),
+        ("changes", "String"),
+        ("rollback_on_error", "Bool"),
+        ("health_check_url", "Nullable(String)"),
+        ("health_url", "Nullable(String)"),
+        ("status", "LowCardinality(String)"),
+        ("reason", "Nullable(String)"),
+        ("started_at", "DateTime64(3, 'UTC')"),
+        ("completed_at", "Nullable(DateTime64(3, 'UTC'))"),
+        ("revision", "UInt8"),
+    ),
+    engine="ReplacingMergeTree",
+    sorting_key="tenant, application_id, id",
+    partition_key="",
+    record_kind="app_deployment",
+)
+
+
+# Application metrics (/v1, docs/metrics.md): one row per point; the sink explodes each
+# app_metric_batch record into its points (pipeline/sink/steps.py).
+APP_METRICS = Table(
+    name="app_metrics",
+    columns=(
+        ("tenant", "LowCardinality(String)"),
+        ("application_id", "String"),
+        ("metric", "LowCardinality(String)"),
+        ("timestamp", "DateTime64(3, 'UTC')"),
+        ("value", "Float64"),
+        ("batch_id", "UInt64"),
+        ("idx", "UInt32"),
+        ("kafka_partition", "UInt32"),
+        ("kafka_offset", "UInt64"),
+    ),
+    engine="ReplacingMergeTree",
+    sorting_key="tenant, application_id, metric, timestamp, batch_id, idx",
+    partition_key="toYYYYMM(timestamp)",
+    record_kind="app_metric_batch",
+)
+
+# Highest app.metrics offset landed per partition, written with the rows by a view.
+APP_METRICS_LANDED = Table(
+    name="app_metrics_landed",
+    columns=(("partition", "UInt32"), ("offset", "UInt64")),
+    engine="ReplacingMergeTree",
+    sorting_key="partition",
+    partition_key="",
+)
+
+# The quantile levels every rollup keeps, in the order of its `quantiles` state.
+QUANTILES = (0.5, 0.95, 0.99)
+QUANTILES_STATE = "quantilesExactInclusive(0.5, 0.95, 0.99)"
+
+
+def _rollup(granularity: str, partition_key: str) -> Table:
+    return Table(
+        name=f"app_metrics_{granularity}",
+        columns=(
+            ("tenant", "LowCardinality(String)"),
+            ("application_id", "String"),
+            ("metric", "LowCardinality(String)"),
+            ("bucket", "DateTime('UTC')"),
+            ("count", "SimpleAggregateFunction(sum, UInt64)"),
+            ("sum", "SimpleAggregateFunction(sum, Float64)"),
+            ("min", "SimpleAggregateFunction(min, Float64)"),
+            ("max", "SimpleAggregateFunction(max, Float64)"),
+            ("quantiles", f"AggregateFunction({QUANTILES_STATE}, Float64)"),
+        ),
+        engine="AggregatingMergeTree",
+        sorting_key="tenant, application_id, metric, bucket",
+        partition_key=partition_key,
+    )
+
+
+# Rollup table per granularity (bucket length in seconds -> table).
+APP_METRICS_ROLLUPS = {
+    "1m": (60, _rollup("1m", "toYYYYMM(bucket)")),
+    "5m": (300, _rollup("5m", "toYYYYMM(bucket)")),
+    "1h": (3600, _rollup("1h", "toYYYYMM(bucket)")),
+    "1d": (86400, _rollup("1d", "toYear(bucket)")),
+}
+
 
 @dataclass(frozen=True)
 class View:
@@ -141,6 +229,9 @@ SCHEMA_MIGRATIONS = Table(
     partition_key="",
 )
 
-TABLES = (SCHEMA_MIGRATIONS, AGENT_VITALS, AGENT_EVENTS, AGENT_LATEST, AGENT_NAMES, ARI_INTERVENTIONS, ARI_STATUS)
-VIEWS = (View("agent_latest_mv", AGENT_LATEST), View("agent_names_mv", AGENT_NAMES))
+TABLES = (SCHEMA_MIGRATIONS, AGENT_VITALS, AGENT_EVENTS, AGENT_LATEST, AGENT_NAMES, ARI_INTERVENTIONS, ARI_STATUS,
+          APP_DEPLOYMENTS, APP_METRICS, APP_METRICS_LANDED, *(t for _, t in APP_METRICS_ROLLUPS.values()))
+VIEWS = (View("agent_latest_mv", AGENT_LATEST), View("agent_names_mv", AGENT_NAMES),
+         View("app_metrics_landed_mv", APP_METRICS_LANDED),
+         *(View(t.name + "_mv", t) for _, t in APP_METRICS_ROLLUPS.values()))
 TABLE_FOR_KIND = {t.record_kind: t for t in TABLES if t.record_kind}

@@ -21,6 +21,7 @@ from schemas import codec
 from sophra.settings import Settings
 
 from ..ari.engine import new_state, step_event, step_vital
+from . import deployments, quota
 from ..topics import ALERT_RULES, AGENT_EVENTS, AGENT_VITALS, ARI_INTERVENTIONS, ARI_STATUS, WORKER_STATE_TABLE
 
 log = logging.getLogger("sophra.worker")
@@ -70,7 +71,9 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
             else:
                 rules[key] = codec.decode(value)[1]
 
-    app.sophra_tables = {WORKER_STATE_TABLE: agents, "alert_rules": rules}
+    quota.register(app, settings)  # /v1 quota: usage sums per key and hour
+    app.sophra_tables = {WORKER_STATE_TABLE: agents, "alert_rules": rules,
+                         "app_state": deployments.register(app, settings, raw)}
     return app
 
 
