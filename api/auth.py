@@ -1,7 +1,9 @@
 """Who is asking: the account behind the request's Bearer key.
 
 Keys are checked against the replicated key book (pipeline/accounts.py): a missing,
-unknown or revoked key gets reference 003's 401 body.
+unknown or revoked key gets reference 003's 401 body. A read-only key gets a 403 on any
+request that is not a read (GET, HEAD, OPTIONS), whatever the route: this is the one
+place that decides it.
 """
 from typing import Annotated
 
@@ -20,10 +22,21 @@ UNAUTHORIZED = ApiError(
 )
 
 
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+READ_ONLY = ApiError(
+    403, "Forbidden",
+    "This API key is read-only: it can read but not write. Use a full key of the account for writes",
+)
+
+
 def _key_state(request: Request, credentials: HTTPAuthorizationCredentials | None) -> KeyState | None:
     if credentials is None:
         return None
-    return request.app.state.keys.book.authenticate(credentials.credentials)
+    state = request.app.state.keys.book.authenticate(credentials.credentials)
+    if state is not None and state.read_only and request.method not in READS:
+        raise READ_ONLY
+    return state
 
 
 async def current_key(request: Request,

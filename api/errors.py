@@ -18,6 +18,9 @@ class ApiError(Exception):
             self.body["field"] = field
 
 
+INTERNAL = ApiError(500, "Internal server error", "The server failed to answer this request; retry later")
+
+
 def invalid(field: str, message: str) -> ApiError:
     return ApiError(400, "Invalid request", f"{field}: {message}", field=field)
 
@@ -46,6 +49,10 @@ def install(app: FastAPI) -> None:
         e = _describe(exc.errors()[0])
         return JSONResponse(e.body, status_code=e.status)
 
+    @app.exception_handler(Exception)  # anything unhandled: logged by Starlette, answered in the one shape
+    async def _internal(_: Request, exc: Exception):
+        return JSONResponse(INTERNAL.body, status_code=INTERNAL.status)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException):
         e = ApiError(exc.status_code, "Not found" if exc.status_code == 404 else str(exc.detail), str(exc.detail))
@@ -54,14 +61,20 @@ def install(app: FastAPI) -> None:
 
 def truthful_openapi(app: FastAPI):
     """FastAPI documents a 422 for every validated route; this api answers 400 in the
-    shape above instead, so the generated spec says that."""
+    shape above instead, so the generated spec says that. Every write documents the 403
+    a read-only key gets (api/auth.py)."""
     generate = app.openapi
 
     def openapi():
         if app.openapi_schema is None:
             spec = generate()
-            for item in spec["paths"].values():
-                for op in item.values():
+            for path, item in spec["paths"].items():
+                for method, op in item.items():
+                    if method != "get" and path != "/api/keys":  # that one documents its own 403s
+                        op.setdefault("responses", {}).setdefault("403", {
+                            "description": "Forbidden: a read-only key",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+                        })
                     if op.get("responses", {}).pop("422", None) is not None:
                         op["responses"].setdefault("400", {
                             "description": "Invalid request",

@@ -25,6 +25,8 @@ from pipeline.topics import ACCOUNT_PLANS, API_USAGE, QUOTA_USAGE
 from schemas import codec
 from sophra.settings import Settings
 
+from .errors import INTERNAL
+
 log = logging.getLogger("sophra.api.quota")
 
 
@@ -193,7 +195,5 @@ class QuotaMiddleware:
             await self.app(scope, receive, send_with_headers)
         except Exception:
             if not started:
-                await _send_json(send, 500, {"success": False, "error": "Internal server error",
-                                             "message": "The server failed to answer this request; retry later"},
-                                 headers)
+                await _send_json(send, INTERNAL.status, INTERNAL.body, headers)
             raise

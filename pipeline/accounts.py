@@ -10,8 +10,12 @@ the last one:
 - a creation is admitted when the email has fewer than MAX_ACTIVE_KEYS active keys at
   that point of the log, and either the account has no key yet (onboarding) or the
   request came from one of the account's own keys;
-- a revocation takes effect only if another active key remains, so an account can
-  always authenticate (rotate by creating the new key first).
+- an account's first key is a full key (a read-only one could never ask for another);
+- a revocation takes effect only if another active full key remains, so an account can
+  always authenticate and write (rotate by creating the new key first).
+
+A read-only key may only read: any write with it is refused before it reaches the log
+(api/auth.py), so `requested_by` is always a full key of the account.
 """
 import hashlib
 import hmac
@@ -60,6 +64,7 @@ class KeyState:
     created_at: int
     requested_by: str | None = None
     revoked_at: int | None = None
+    read_only: bool = False
 
     @property
     def active(self) -> bool:
@@ -75,7 +80,7 @@ class KeyBook:
         self.refused: set[str] = set()  # creations and revocations the rules turned down
 
     def apply(self, key_id: str, record: dict) -> None:
-        state = KeyState(**{f: record.get(f) for f in KeyState.__dataclass_fields__})
+        state = KeyState(**{f: record[f] for f in KeyState.__dataclass_fields__ if f in record})
         known = self.by_id.get(key_id)
         if known is None:
             if state.revoked_at is None and self._admits(state):
@@ -83,14 +88,16 @@ class KeyBook:
             else:
                 self.refused.add(key_id)
         elif state.revoked_at is not None and known.active:
-            if len(self.active_for(known.email)) > 1:
+            if self.revocable(known):
                 self._put(replace(known, revoked_at=state.revoked_at))
             else:
                 self.refused.add(f"{key_id}@{state.revoked_at}")
 
     def _admits(self, state: KeyState) -> bool:
         account_keys = [k for k in self.by_id.values() if k.email == state.email]
-        if account_keys and state.requested_by != state.tenant:
+        if not account_keys:
+            return not state.read_only
+        if state.requested_by != state.tenant:
             return False
         return len([k for k in account_keys if k.active]) < MAX_ACTIVE_KEYS
 
@@ -104,6 +111,10 @@ class KeyBook:
         if state is None or not state.active or not hmac.compare_digest(state.key_hash, digest):
             return None
         return state
+
+    def revocable(self, key: KeyState) -> bool:
+        """Would another active full key of the account remain without `key`?"""
+        return any(k.key_id != key.key_id and not k.read_only for k in self.active_for(key.email))
 
     def active_for(self, email: str) -> list[KeyState]:
         return [k for k in self.by_id.values() if k.email == email and k.active]

@@ -57,3 +57,17 @@ def test_key_format_and_account_identity():
     assert mask(key) == f"{key[:12]}...{key[-4:]}"
     assert normalize_email("  Ops@Example.COM ") == EMAIL
     assert tenant_for(" OPS@example.com") == TENANT
+
+
+def test_read_only_keys_never_leave_an_account_without_a_full_key():
+    book = KeyBook()
+    book.apply("k0", {**creation(0, requested_by=None), "read_only": True})  # a read-only first key
+    book.apply("k1", creation(1, requested_by=None))
+    book.apply("k2", {**creation(2), "read_only": True})
+    book.apply("k1", {**creation(1), "revoked_at": 50})  # only read-only k2 would remain
+    book.apply("k3", creation(3))
+    book.apply("k1", {**creation(1), "revoked_at": 60})  # now k3 remains
+    book.apply("k2", {**creation(2), "revoked_at": 70})
+    assert [(k.key_id, k.read_only, k.active) for k in book.keys_of(TENANT)] == [
+        ("k1", False, False), ("k2", True, False), ("k3", False, True)]
+    assert book.refused == {"k0", "k1@50"}

@@ -112,3 +112,40 @@ def test_keys_survive_an_api_restart(make_settings):
         key = first.new_key("persist@example.com")
     with RunningApi(settings) as second, second.client(key) as http:
         assert http.get("/api/keys").json()["email"] == "persist@example.com"
+
+
+def test_a_read_only_key_reads_but_every_write_is_forbidden(api):
+    full = issue(api, "ro@example.com").json()["key"]
+    first_ro = httpx.post(f"{api.url}/api/keys", json={"email": "first-ro@example.com", "read_only": True})
+    assert first_ro.status_code == 400 and first_ro.json()["field"] == "read_only"
+    made = httpx.post(f"{api.url}/api/keys", json={"email": "ro@example.com", "read_only": True},
+                      headers={"Authorization": f"Bearer {full}"})
+    assert made.status_code == 201 and made.json()["read_only"] is True
+    ro = made.json()["key"]
+    with api.client(full) as http:
+        app_id = http.post("/v1/applications", json={"name": "Shop"}).json()["id"]
+    forbidden = {"success": False, "error": "Forbidden",
+                 "message": "This API key is read-only: it can read but not write. Use a full key of the account "
+                            "for writes"}
+    with api.client(ro) as http:
+        assert [k["read_only"] for k in http.get("/api/keys").json()["keys"]] == [False, True]
+        assert http.get("/api/agents").status_code == 200
+        assert http.get(f"/v1/applications/{app_id}").json()["name"] == "Shop"
+        writes = [http.post("/api/vitals", json={"agentId": "a", "metrics": {}}),
+                  http.post("/api/events", json={"agentId": "a", "type": "start"}),
+                  http.post("/api/keys", json={"email": "ro@example.com"}),
+                  http.delete(f"/api/keys/{made.json()['key_id']}"),
+                  http.post("/v1/applications", json={"name": "Nope"}),
+                  http.patch(f"/v1/applications/{app_id}", json={"name": "Nope"}),
+                  http.delete(f"/v1/applications/{app_id}"),
+                  http.post(f"/v1/applications/{app_id}/metrics",
+                            json={"points": [{"metric": "response_time", "value": 1, "timestamp": 0}]})]
+        assert [(r.status_code, r.json()) for r in writes] == [(403, forbidden)] * len(writes)
+        assert writes[4].headers["X-RateLimit-Limit"] == "1000"  # a /v1 403 carries the quota headers
+    with api.client(full) as http:
+        assert http.get("/v1/applications").json()["total"] == 1
+        assert http.get("/api/agents").json()["agents"] == []
+        # the read-only key does not count as the account's remaining key
+        listed = http.get("/api/keys").json()["keys"]
+        assert http.delete(f"/api/keys/{listed[0]['key_id']}").status_code == 409
+        assert http.delete(f"/api/keys/{listed[1]['key_id']}").status_code == 200

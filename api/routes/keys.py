@@ -26,6 +26,8 @@ router = APIRouter(tags=["keys"])
 class KeyRequest(BaseModel):
     model_config = ConfigDict(strict=True)
     email: str = Field(max_length=254, description="Account email; the key belongs to this account")
+    read_only: bool = Field(False, description="A read-only key can only read (GET); its writes get 403. "
+                                               "An account's first key is always a full key.")
 
 
 class KeyInfo(BaseModel):
@@ -34,6 +36,7 @@ class KeyInfo(BaseModel):
     created_at: str
     revoked_at: str | None
     active: bool
+    read_only: bool
 
 
 class KeyCreated(KeyInfo):
@@ -57,7 +60,8 @@ class KeyRevoked(BaseModel):
 
 def _info(k: accounts.KeyState) -> KeyInfo:
     return KeyInfo(key_id=k.key_id, masked=k.masked, created_at=iso_ms(k.created_at),
-                   revoked_at=iso_ms(k.revoked_at) if k.revoked_at else None, active=k.active)
+                   revoked_at=iso_ms(k.revoked_at) if k.revoked_at else None, active=k.active,
+                   read_only=k.read_only)
 
 
 ACCOUNT_EXISTS = dict(status=403, error="Account exists",
@@ -84,13 +88,15 @@ async def create_key(body: KeyRequest, caller: OptionalKey, settings: SettingsDe
     own_account = caller is not None and caller.tenant == tenant
     if book.has_account(email) and not own_account:
         raise ApiError(**ACCOUNT_EXISTS)
+    if body.read_only and not book.has_account(email):
+        raise invalid("read_only", "the account's first key must be a full key (read_only false)")
     if len(book.active_for(email)) >= accounts.MAX_ACTIVE_KEYS:
         raise ApiError(**TOO_MANY)
     key = accounts.new_key()
     record = {"key_id": "key_" + secrets.token_hex(8), "key_hash": accounts.hash_key(key),
               "email": email, "tenant": tenant, "masked": accounts.mask(key),
               "requested_by": caller.tenant if caller else None,
-              "created_at": time.time_ns() // 1_000_000, "revoked_at": None}
+              "created_at": time.time_ns() // 1_000_000, "revoked_at": None, "read_only": body.read_only}
     await _write(settings, producer, keys, record)
     state = book.by_id.get(record["key_id"])
     if state is None:  # a concurrent request came first in the log and the rules refused this one
@@ -110,8 +116,8 @@ async def revoke_key(key_id: str, caller: CurrentKey, settings: SettingsDep,
     target = keys.book.by_id.get(key_id)
     if target is None or target.tenant != caller.tenant or not target.active:
         raise ApiError(404, "Key not found", f"No active key {key_id!r} in this account")
-    last = ApiError(409, "Last key", "An account keeps at least one active key: create a new key first")
-    if len(keys.book.active_for(target.email)) <= 1:
+    last = ApiError(409, "Last key", "An account keeps at least one active full key: create a new one first")
+    if not keys.book.revocable(target):
         raise last
     revoked_at = time.time_ns() // 1_000_000
     record = {f: getattr(target, f) for f in target.__dataclass_fields__} | {"revoked_at": revoked_at}
