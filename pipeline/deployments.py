@@ -10,10 +10,16 @@ success | failed | rolled_back
 
 Time is the data's (metric timestamps), so the same records always give the same
 outcome; a deployment with no metrics after it stays in_progress.
+
+The state keeps per-minute sums and counts of the watched metrics, not the points: its
+size (and the changelog record written after every batch) stays bounded whatever the
+point rate. So the windows are whole minutes: "before" is the BEFORE_MS of minutes
+ending at the minute of started_at, "after" the AFTER_MS of minutes from it.
 """
 BEFORE_MS = 15 * 60_000
 AFTER_MS = 5 * 60_000
-KEEP_MS = 2 * 3_600_000          # metric history kept per application
+MINUTE_MS = 60_000
+KEEP_MS = 2 * 3_600_000          # metric history kept per application, back from its newest minute
 ERROR_RATE_RISE = 0.02           # error rate failed: after > before + 0.02 and after > 1.5x before
 ERROR_RATE_FACTOR = 1.5
 ERROR_RATE_ABSOLUTE = 0.05       # without data before it: after > 5 % fails
@@ -26,28 +32,47 @@ DONE_KEPT = 200                   # decided deployment ids remembered, so a rede
 
 
 def new_state() -> dict:
-    return {"points": {m: [] for m in WATCHED}, "last_batch_id": 0, "open": {}, "done": []}
+    # minutes: per metric, [minute start (epoch ms), sum, count] oldest first
+    return {"minutes": {m: [] for m in WATCHED}, "newest": None, "last_batch_id": 0, "open": {}, "done": []}
 
 
 def add_points(state: dict, points: list[dict]) -> None:
-    for p in points:
-        if p["metric"] in WATCHED:
-            state["points"][p["metric"]].append([p["timestamp"], p["value"]])
-    newest = max((p["timestamp"] for p in points), default=0)
+    watched = [p for p in points if p["metric"] in WATCHED]
+    if not watched:
+        return
+    newest = max(p["timestamp"] for p in watched)
+    if state["newest"] is None or newest > state["newest"]:
+        state["newest"] = newest
+    oldest_kept = state["newest"] - state["newest"] % MINUTE_MS - KEEP_MS
     for m in WATCHED:
-        series = sorted(state["points"][m])
-        state["points"][m] = [pt for pt in series if pt[0] >= newest - KEEP_MS]
+        sums = {t: [s, c] for t, s, c in state["minutes"][m]}
+        for p in watched:
+            if p["metric"] == m:
+                slot = sums.setdefault(p["timestamp"] - p["timestamp"] % MINUTE_MS, [0.0, 0])
+                slot[0] += p["value"]
+                slot[1] += 1
+        state["minutes"][m] = [[t, s, c] for t, (s, c) in sorted(sums.items()) if t >= oldest_kept]
+
+
+def mean_count(minutes: list, start: int, end: int) -> tuple[float | None, int]:
+    """Mean and number of the points in the minutes [start, end) (both minute-aligned)."""
+    total = n = 0
+    for t, s, c in minutes:
+        if start <= t < end:
+            total += s
+            n += c
+    return (total / n if n else None), n
 
 
 def _mean(state: dict, metric: str, start: int, end: int) -> float | None:
-    values = [v for t, v in state["points"][metric] if start <= t < end]
-    return sum(values) / len(values) if values else None
+    return mean_count(state["minutes"][metric], start, end)[0]
 
 
 def verdict(state: dict, started_at: int, probe: str | None) -> tuple[bool, list[str], dict]:
     """(healthy?, reasons, measurements) of a deployment, from the data around it."""
-    before = {m: _mean(state, m, started_at - BEFORE_MS, started_at) for m in WATCHED}
-    after = {m: _mean(state, m, started_at, started_at + AFTER_MS) for m in WATCHED}
+    m0 = started_at - started_at % MINUTE_MS
+    before = {m: _mean(state, m, m0 - BEFORE_MS, m0) for m in WATCHED}
+    after = {m: _mean(state, m, m0, m0 + AFTER_MS) for m in WATCHED}
     reasons = []
     eb, ea = before["error_rate"], after["error_rate"]
     if ea is not None and (
@@ -66,7 +91,12 @@ def _fmt(v: float | None) -> str:
     return "no data" if v is None else f"{v:.4g}"
 
 
+def newest(state: dict) -> int | None:
+    """Timestamp of the newest watched point, None before any."""
+    return state["newest"]
+
+
 def due(state: dict, started_at: int) -> bool:
     """Has data arrived from after the observation window?"""
-    newest = max((pts[-1][0] for pts in state["points"].values() if pts), default=0)
-    return newest >= started_at + AFTER_MS
+    t = newest(state)
+    return t is not None and t >= started_at + AFTER_MS
