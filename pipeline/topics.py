@@ -42,7 +42,11 @@ APP_METRICS = TopicSpec("app.metrics", partitions=6, retention_ms=30 * DAY_MS, k
 # Deployments, keyed like app.metrics: the worker watches both for the same application.
 APP_DEPLOYMENTS = TopicSpec("app.deployments", partitions=6, retention_ms=30 * DAY_MS, kind="app_deployment")
 
-RECORD_TOPICS = (AGENT_VITALS, AGENT_EVENTS, ARI_INTERVENTIONS, ARI_STATUS, APP_METRICS, APP_DEPLOYMENTS)
+# Insights the worker derives from an application's metrics and deployments.
+APP_INSIGHTS = TopicSpec("app.insights", partitions=6, retention_ms=30 * DAY_MS, kind="app_insight")
+
+RECORD_TOPICS = (AGENT_VITALS, AGENT_EVENTS, ARI_INTERVENTIONS, ARI_STATUS, APP_METRICS, APP_DEPLOYMENTS,
+                 APP_INSIGHTS)
 
 # Applications (/v1): the latest state of each, keyed by application id; compacted, as
 # only the latest state matters; one partition so every api replica applies one order.

@@ -89,7 +89,7 @@ def test_schema_fingerprint_ignores_doc_namespace_spelling_and_defaults():
 # --- encode / decode -------------------------------------------------------------
 
 def test_kinds_and_current_schema():
-    assert codec.kinds() == ["agent_event", "agent_vital", "alert_rule", "api_key", "api_usage", "app_deployment",
+    assert codec.kinds() == ["agent_event", "agent_vital", "alert_rule", "api_key", "api_usage", "app_deployment", "app_insight",
                              "app_metric_batch", "application", "ari_intervention", "ari_status", "quota_plan"]
     vital = codec.current_schema("agent_vital")
     assert (vital["namespace"], vital["name"]) == ("sophra.agent", "Vital")
@@ -318,6 +318,7 @@ def test_snapshot_then_old_data_decodes_with_new_defaults(schema_dir):
         f"api_key: {codec.fingerprint('api_key'):016x} already in history",
         f"api_usage: {codec.fingerprint('api_usage'):016x} already in history",
         f"app_deployment: {codec.fingerprint('app_deployment'):016x} already in history",
+        f"app_insight: {codec.fingerprint('app_insight'):016x} already in history",
         f"app_metric_batch: {codec.fingerprint('app_metric_batch'):016x} already in history",
         f"application: {codec.fingerprint('application'):016x} already in history",
         f"ari_intervention: {codec.fingerprint('ari_intervention'):016x} already in history",

@@ -1,5 +1,6 @@
-"""/v1 deployments driven by data: the real worker compares the application's metrics
-after a deployment with before it, and probes its health check."""
+"""The worker's per-application watch on the real broker and engine: deployments driven
+by data (the application's metrics after a deployment against before it, and its health
+check), and the insights it raises from the same data."""
 import http.server
 import os
 import subprocess
@@ -95,6 +96,30 @@ def test_error_rate_regression_is_rolled_back_with_its_reason(world):
         d = deploy_and_watch(api, http, app_id, {"version": "v2", "config": {"rollback_on_error": True}},
                              before=(0.01, 200.0), after=(0.2, 200.0))
     assert (d["status"], d["reason"]) == ("rolled_back", "error rate rose from 0.01 to 0.2; rolled back (rollback_on_error)")
+    with api.client() as http:
+        insights = eventually(lambda: http.get(f"/v1/applications/{app_id}/insights").json()["insights"])
+    assert [(i["type"], i["severity"], i["title"], i["description"], i["recommendation"]) for i in insights] == [
+        ("deployment", "high", "Deployment v2 rolled back", d["reason"],
+         "Review the deployment's changes and fix the cause before deploying it again")]
+    assert insights[0]["timestamp"] == d["completed_at"]
+
+
+def test_a_slower_hour_raises_a_performance_insight(world):
+    api, _ = world
+    tenant = api.app.state.keys.book.authenticate(api.key).tenant
+    with api.client() as http:
+        app_id = http.post("/v1/applications", json={"name": "shop"}).json()["id"]
+        start = int(time.time() * 1000) - 120 * MIN
+        points = [("response_time", 200.0 if i < 60 else 280.0, start + i * MIN) for i in range(120)]
+        send_points(api, tenant, app_id, points, batch_id=start * 10)
+        insights = eventually(lambda: http.get(f"/v1/applications/{app_id}/insights").json()["insights"], 60)
+        assert [(i["type"], i["severity"], i["title"], i["description"]) for i in insights] == [
+            ("performance", "medium", "Response time increase detected",
+             "Average response time increased by 40% in the last hour (200 ms to 280 ms)")]
+        assert insights[0]["timestamp"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((start + 119 * MIN) // 1000))
+        assert http.get(f"/v1/applications/{app_id}/insights", params={"limit": 0}).json()["field"] == "limit"
+    with api.client(api.new_key()) as other:
+        assert other.get(f"/v1/applications/{app_id}/insights").status_code == 404
 
 
 def test_slow_deployment_without_rollback_fails(world):

@@ -149,6 +149,26 @@ APP_DEPLOYMENTS = Table(
     record_kind="app_deployment",
 )
 
+APP_INSIGHTS = Table(
+    name="app_insights",
+    columns=(
+        ("tenant", "LowCardinality(String)"),
+        ("id", "String"),
+        ("application_id", "String"),
+        ("type", "LowCardinality(String)"),
+        ("severity", "LowCardinality(String)"),
+        ("title", "String"),
+        ("description", "String"),
+        ("recommendation", "String"),
+        ("timestamp", "DateTime64(3, 'UTC')"),
+        ("version", "Int64"),
+    ),
+    engine="ReplacingMergeTree",
+    sorting_key="tenant, application_id, id",
+    partition_key="",
+    record_kind="app_insight",
+)
+
 
 # Application metrics (/v1, docs/metrics.md): one row per point; the sink explodes each
 # app_metric_batch record into its points (pipeline/sink/steps.py).
@@ -230,7 +250,7 @@ SCHEMA_MIGRATIONS = Table(
 )
 
 TABLES = (SCHEMA_MIGRATIONS, AGENT_VITALS, AGENT_EVENTS, AGENT_LATEST, AGENT_NAMES, ARI_INTERVENTIONS, ARI_STATUS,
-          APP_DEPLOYMENTS, APP_METRICS, APP_METRICS_LANDED, *(t for _, t in APP_METRICS_ROLLUPS.values()))
+          APP_DEPLOYMENTS, APP_INSIGHTS, APP_METRICS, APP_METRICS_LANDED, *(t for _, t in APP_METRICS_ROLLUPS.values()))
 VIEWS = (View("agent_latest_mv", AGENT_LATEST), View("agent_names_mv", AGENT_NAMES),
          View("app_metrics_landed_mv", APP_METRICS_LANDED),
          *(View(t.name + "_mv", t) for _, t in APP_METRICS_ROLLUPS.values()))
