@@ -26,7 +26,8 @@ from sophra.settings import Settings
 from . import errors
 from .body_limit import BodyLimit
 from .quota import QuotaMiddleware, QuotaService
-from .routes import agents, alerts, app_metrics, applications, ari, deployments, events, keys, static, vitals
+from .routes import (agents, alerts, app_metrics, applications, ari, deployments, events, insights, keys, predictions,
+                     static, vitals)
 
 log = logging.getLogger("sophra.api")
 
@@ -81,6 +82,8 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
     app.include_router(app_metrics.router)
     app.include_router(alerts.router)
     app.include_router(deployments.router)
+    app.include_router(insights.router)
+    app.include_router(predictions.router)
     app.include_router(static.router)
 
     @app.get("/healthz", include_in_schema=False)

@@ -237,7 +237,7 @@ def _query_time(raw: str | None, field: str) -> int | None:
     return (dt - _EPOCH) // _MS
 
 
-def _series_sql(granularity: str, stat: str) -> str:
+def series_sql(granularity: str, stat: str) -> str:
     table = APP_METRICS_ROLLUPS[granularity][1].name
     return (f"SELECT toUnixTimestamp(bucket) AS t, {STATS[stat]} AS v FROM {table} "
             "WHERE tenant = %(tenant)s AND application_id = %(app)s AND metric = %(metric)s "
@@ -290,7 +290,7 @@ async def metric_series(
         raise invalid("granularity", f"start..end holds {buckets} buckets of {granularity}, more than "
                                      f"{MAX_BUCKETS}: choose a coarser granularity or a shorter range")
     last = first + (buckets - 1) * step
-    rows = await store.rows(_series_sql(granularity, stat), {
+    rows = await store.rows(series_sql(granularity, stat), {
         "tenant": tenant, "app": app_id, "metric": metric, "lo": first // 1000, "hi": last // 1000})
     found = {r["t"] * 1000: r["v"] for r in rows}
     empty = 0 if stat == "count" else None
