@@ -117,3 +117,20 @@ def eventually(fn, timeout: float = 10, interval: float = 0.05):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+HOUR_MS = 3_600_000
+
+
+def clear_of_the_hour_end(seconds: float) -> None:
+    """Wait for the next UTC hour if this one ends within `seconds`, so a test that counts
+    per hour (quotas, hourly buckets) stays in one hour."""
+    left = (HOUR_MS - time.time_ns() // 1_000_000 % HOUR_MS) / 1000
+    if left < seconds:
+        time.sleep(left + 0.5)
+
+
+def next_hour() -> int:
+    """Epoch seconds of the next full UTC hour."""
+    now = time.time_ns() // 1_000_000
+    return (now - now % HOUR_MS + HOUR_MS) // 1000

@@ -21,7 +21,7 @@ from pipeline.topics import ACCOUNT_PLANS
 from sophra import cli
 from sophra.processes import terminate
 
-from .conftest import RunningApi, eventually
+from .conftest import RunningApi, clear_of_the_hour_end, eventually, next_hour
 
 TEST_LIMIT = 50
 T0 = 1_800_000_000_000 - 1_800_000_000_000 % WINDOW_MS  # an hour's start
@@ -225,17 +225,6 @@ def test_middleware_puts_the_headers_on_errors_and_refusals_too():
 # --- on the real broker -------------------------------------------------------------------------
 
 integration = pytest.mark.integration
-
-
-def clear_of_the_hour_end(seconds: float) -> None:
-    """Wait for the next hour if this one ends within `seconds`, so a test stays in one window."""
-    left = (WINDOW_MS - time.time_ns() // 1_000_000 % WINDOW_MS) / 1000
-    if left < seconds:
-        time.sleep(left + 0.5)
-
-
-def next_hour() -> int:
-    return (window_of(time.time_ns() // 1_000_000) + WINDOW_MS) // 1000
 
 
 def limits(res: httpx.Response) -> tuple:
