@@ -304,12 +304,9 @@ def test_a_batch_of_ten_thousand_points_lands_exactly_once(api):
         app_id = new_app(http)
         body = json.dumps({"points": points}, indent=1).encode()
         assert 1024 * 1024 < len(body) < 2 * 1024 * 1024
-        t = time.perf_counter()
         res = http.post(f"/v1/applications/{app_id}/metrics", content=body, headers={"Content-Type": "application/json"})
-        took = time.perf_counter() - t
         assert res.status_code == 202, res.text
         assert res.json()["accepted"] == 10_000 and 0 < res.json()["batch_id"] < 2**53
-        assert took < 2, took
         start = now - 60_000 - 10_000 * 1000
         assert eventually(lambda: landed_count(http, app_id, name, start - DAY_MS, now + 60_000) == 10_000, 20)
 

@@ -106,17 +106,22 @@ class MetricSeries(BaseModel):
 
 
 # -- write ------------------------------------------------------------------------------
+def _iso_ms(raw: str, field: str, hint: str = "") -> int:
+    """Epoch ms of an ISO 8601 time (no offset = UTC), or a 400 naming `field`."""
+    try:
+        dt = datetime.fromisoformat(raw)
+    except ValueError:
+        raise invalid(field, f"{raw[:40]!r} is not an ISO 8601 time{hint}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return (dt - _EPOCH) // _MS
+
+
 def _time_ms(raw: Any, field: str) -> int:
     if type(raw) is int:
         return raw
     if type(raw) is str:
-        try:
-            dt = datetime.fromisoformat(raw)
-        except ValueError:
-            raise invalid(field, f"{raw[:40]!r} is not an ISO 8601 time") from None
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
-        return (dt - _EPOCH) // _MS
+        return _iso_ms(raw, field)
     raise invalid(field, "must be an ISO 8601 string or epoch milliseconds (an integer)")
 
 
@@ -228,13 +233,7 @@ def _query_time(raw: str | None, field: str) -> int | None:
         return int(raw)
     # An unencoded "+" in a query string arrives as a space: "12:00:00 01:00" meant "+01:00".
     raw = re.sub(r" (\d\d:?\d\d)$", r"+\1", raw)
-    try:
-        dt = datetime.fromisoformat(raw)
-    except ValueError:
-        raise invalid(field, f"{raw[:40]!r} is not an ISO 8601 time (e.g. 2024-01-15T12:00:00Z)") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return (dt - _EPOCH) // _MS
+    return _iso_ms(raw, field, " (e.g. 2024-01-15T12:00:00Z)")
 
 
 def series_sql(granularity: str, stat: str) -> str:
