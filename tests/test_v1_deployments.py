@@ -139,11 +139,26 @@ def test_failing_health_check_fails_the_deployment(world):
     assert (d["status"], d["reason"]) == ("failed", f"health check GET {site}/ready answered 503")
 
 
+def test_reference_deployment_of_an_application_without_base_url_rests_on_metrics(world):
+    api, _ = world
+    with api.client() as http:  # reference 000's bodies, as written
+        app_id = http.post("/v1/applications", json={
+            "name": "New Application", "description": "Description of the application", "environment": "production",
+            "config": {"monitoring": True, "alerts": True}}).json()["id"]
+        d = deploy_and_watch(api, http, app_id, {"version": "v1.2.5", "description": "Bug fixes and performance "
+                                                 "improvements", "config": {"rollback_on_error": True,
+                                                                            "health_check_url": "/health"}},
+                             before=(0.01, 200.0), after=(0.01, 205.0))
+    assert (d["version"], d["status"], d["reason"], d["description"]) == (
+        "v1.2.5", "success", None, "Bug fixes and performance improvements")
+    assert d["config"] == {"rollback_on_error": True, "health_check_url": "/health"}
+
+
 def test_deployment_validation_and_tenancy(world):
     api, _ = world
     with api.client() as http, api.client(api.new_key()) as other:
         app_id = http.post("/v1/applications", json={"name": "no base url"}).json()["id"]
-        res = http.post(f"/v1/applications/{app_id}/deployments", json={"version": "v1", "config": {"health_check_url": "/h"}})
+        res = http.post(f"/v1/applications/{app_id}/deployments", json={"version": "v1", "config": {"health_check_url": "h"}})
         assert (res.status_code, res.json()["field"]) == (400, "config.health_check_url")
         assert http.post(f"/v1/applications/{app_id}/deployments", json={}).json()["field"] == "version"
         assert other.post(f"/v1/applications/{app_id}/deployments", json={"version": "v1"}).status_code == 404

@@ -18,7 +18,6 @@ from pipeline.topics import APP_DEPLOYMENTS
 
 from ..auth import Tenant
 from ..deps import ProducerDep, SettingsDep, StoreDep
-from ..errors import invalid
 from ..models import ErrorOut
 from ..publish import publish
 from .applications import iso_s, require_application
@@ -30,7 +29,8 @@ class DeploymentConfig(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
     rollback_on_error: bool = False
     health_check_url: str | None = Field(None, max_length=2000, pattern=r"^(/|https?://)\S*$",
-                                         description="A path joined to the application's base_url, or an absolute URL")
+                                         description="A path joined to the application's base_url, or an absolute "
+                                                     "URL; a path is not probed while the application has no base_url")
 
 
 class DeploymentCreate(BaseModel):
@@ -82,12 +82,16 @@ async def create_deployment(app_id: str, body: DeploymentCreate, request: Reques
                             settings: SettingsDep, producer: ProducerDep) -> DeploymentOut:
     application = require_application(request, tenant, app_id)
     check = body.config.health_check_url
-    if check and check.startswith("/") and not application["base_url"]:
-        raise invalid("config.health_check_url", "is a path, and the application has no base_url to join it to")
+    # A path needs the application's base_url to be probed. Reference 000 creates
+    # applications without one and deployments with "/health", so a path without a base
+    # is accepted and not probed: the verdict then rests on the metrics alone.
+    health_url = urljoin(application["base_url"] or "", check) if check else None
+    if health_url and not health_url.startswith(("http://", "https://")):
+        health_url = None
     record = {"tenant": tenant, "id": "deploy_" + secrets.token_hex(8), "application_id": app_id,
               "version": body.version, "description": body.description, "changes": json.dumps(body.changes),
               "rollback_on_error": body.config.rollback_on_error, "health_check_url": check,
-              "health_url": urljoin(application["base_url"] or "", check) if check else None,
+              "health_url": health_url,
               "status": "pending", "reason": None, "started_at": time.time_ns() // 1_000_000,
               "completed_at": None, "revision": 0}
     await publish(producer, settings.topic(APP_DEPLOYMENTS.name), "app_deployment", record,
