@@ -11,11 +11,17 @@ from schemas import codec
 from .errors import ApiError
 
 
-async def publish(producer: RecordProducer, topic: str, kind: str, record: dict, key: str | None = None) -> None:
-    """Produce `record`; its key is `<tenant>/<agent_id>` unless `key` says otherwise."""
+async def send(producer: RecordProducer, topic: str, key: bytes, value: bytes | None) -> tuple[int, int]:
+    """Produce an encoded record (or a tombstone); (partition, offset) once Kafka has it,
+    or the 503 every write answers when it can't."""
     try:
-        await producer.send(topic, key.encode() if key else entity_key(record["tenant"], record["agent_id"]),
-                            codec.encode(kind, record))
+        return await producer.send(topic, key, value)
     except (Backpressure, DeliveryFailed) as exc:
         why = "Too many writes in flight" if isinstance(exc, Backpressure) else f"Record not stored: {exc}"
         raise ApiError(503, "Service unavailable", f"{why}; retry shortly", headers={"Retry-After": "1"}) from None
+
+
+async def publish(producer: RecordProducer, topic: str, kind: str, record: dict, key: str | None = None) -> None:
+    """Produce `record`; its key is `<tenant>/<agent_id>` unless `key` says otherwise."""
+    await send(producer, topic, key.encode() if key else entity_key(record["tenant"], record["agent_id"]),
+               codec.encode(kind, record))

@@ -1,4 +1,4 @@
-"""Configuration records of /v1 (applications, alert rules): every api process keeps
+"""Configuration records of /v1 (applications, alert rules, account plans): every api process keeps
 them all in memory from a compacted, single-partition topic (message key = record id,
 a tombstone deletes), so reads are local and a writer sees its own write at once."""
 from schemas import codec

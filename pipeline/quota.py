@@ -37,6 +37,7 @@ from confluent_kafka import KafkaException, Producer, TopicPartition
 from schemas import codec
 
 from .accounts import EMAIL, normalize_email, tenant_for
+from .applications import ConfigRegistry
 from .producer import producer_config
 from .topic_table import TopicTable
 
@@ -208,21 +209,12 @@ def total_record(report: dict, nodes: dict[str, int]) -> dict:
 
 # --- replicated state in every api process -----------------------------------------------
 
-class PlanBook(TopicTable):
+class PlanBook(ConfigRegistry):
     """Each account's plan, from the compacted `accounts.plans` topic (key = tenant)."""
 
-    def __init__(self, bootstrap: str, topic: str):
-        self.plans: dict[str, str] = {}
-        super().__init__(bootstrap, topic, self._put)
-
-    def _put(self, key: bytes, value: bytes | None) -> None:
-        if value is None:
-            self.plans.pop(key.decode(), None)
-        else:
-            self.plans[key.decode()] = codec.decode(value)[1]["plan"]
-
     def plan_of(self, tenant: str) -> str:
-        return self.plans.get(tenant, DEFAULT_PLAN)
+        record = self.get(tenant, tenant)
+        return record["plan"] if record else DEFAULT_PLAN
 
 
 class UsageTail(TopicTable):

@@ -20,15 +20,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, RootModel, SkipValidation
 
-from pipeline.producer import Backpressure, DeliveryFailed
 from pipeline.store.schema import APP_METRICS_ROLLUPS, QUANTILES, QUANTILES_STATE
 from pipeline.topics import APP_METRICS, entity_key
 from schemas import codec
 
 from ..auth import Tenant
 from ..deps import IdsDep, ProducerDep, SettingsDep, StoreDep
-from ..errors import ApiError, invalid
+from ..errors import invalid
 from ..models import ErrorOut
+from ..publish import send
 from .applications import iso_s, require_application
 
 router = APIRouter(prefix="/v1", tags=["metrics"])
@@ -105,6 +105,13 @@ class MetricSeries(BaseModel):
     data: list[MetricValue]
 
 
+def check_metric_name(metric: Any, field: str) -> None:
+    """A 400 naming `field` unless `metric` could be a metric's name."""
+    if type(metric) is not str or not METRIC_NAME.match(metric):
+        raise invalid(field, "must be response_time, error_rate, throughput or a custom name matching "
+                             f"{METRIC_NAME.pattern}")
+
+
 # -- write ------------------------------------------------------------------------------
 def _iso_ms(raw: str, field: str, hint: str = "") -> int:
     """Epoch ms of an ISO 8601 time (no offset = UTC), or a 400 naming `field`."""
@@ -164,9 +171,7 @@ def check_points(body: Any, now_ms: int) -> list[dict]:
 
         bounds = ranges.get(metric) if type(metric) is str else None
         if bounds is None:
-            if type(metric) is not str or not METRIC_NAME.match(metric):
-                raise invalid(f"points[{i}].metric", "must be response_time, error_rate, throughput or a custom "
-                                                     f"name matching {METRIC_NAME.pattern}")
+            check_metric_name(metric, f"points[{i}].metric")
             bounds = ranges[metric] = (-_BIG, _BIG)
 
         t = type(value)
@@ -216,11 +221,7 @@ async def ingest_metrics(app_id: str, body: MetricsBody, request: Request, tenan
         n, value = await asyncio.to_thread(_prepare, raw, record)
     else:
         n, value = _prepare(raw, record)
-    try:
-        await producer.send(settings.topic(APP_METRICS.name), entity_key(tenant, app_id), value)
-    except (Backpressure, DeliveryFailed) as exc:
-        why = "Too many writes in flight" if isinstance(exc, Backpressure) else f"Batch not stored: {exc}"
-        raise ApiError(503, "Service unavailable", f"{why}; retry shortly", headers={"Retry-After": "1"}) from None
+    await send(producer, settings.topic(APP_METRICS.name), entity_key(tenant, app_id), value)
     return MetricsAccepted(accepted=n, batch_id=record["id"])
 
 
@@ -260,9 +261,7 @@ async def metric_series(
     Buckets start at multiples of their length in UTC; the first one holds `start`, the last
     one starts before `end`."""
     require_application(request, tenant, app_id)
-    if not METRIC_NAME.match(metric):
-        raise invalid("metric", "must be response_time, error_rate, throughput or a custom name matching "
-                                f"{METRIC_NAME.pattern}")
+    check_metric_name(metric, "metric")
     if granularity is not None and granularity not in GRANULARITY_MS:
         raise invalid("granularity", "must be 1m, 5m, 1h or 1d")
     if stat not in STATS:

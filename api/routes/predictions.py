@@ -16,7 +16,7 @@ from ..auth import Tenant
 from ..deps import StoreDep
 from ..errors import invalid
 from ..models import ErrorOut
-from .app_metrics import METRIC_NAME, series_sql
+from .app_metrics import check_metric_name, series_sql
 from .applications import iso_s, require_application
 
 router = APIRouter(prefix="/v1", tags=["predictions"])
@@ -54,9 +54,7 @@ async def predictions(
     """One prediction per bucket over the horizon (1h: 12 of 5 min; 6h: 6 of 1 h; 24h: 24
     of 1 h; 7d: 7 of 1 day), empty when the history has fewer than 3 buckets with data."""
     require_application(request, tenant, app_id)
-    if not METRIC_NAME.match(metric):
-        raise invalid("metric", "must be response_time, error_rate, throughput or a custom name matching "
-                                f"{METRIC_NAME.pattern}")
+    check_metric_name(metric, "metric")
     if horizon not in P.HORIZONS:
         raise invalid("horizon", "must be 1h, 6h, 24h or 7d")
     now_s = time.time_ns() // 1_000_000_000
