@@ -39,10 +39,27 @@ class Settings(BaseSettings):
                                 field="sink_batch_rows", gt=0)
     sink_batch_ms: int = _env("SOPHRA_SINK_BATCH_MS", "Longest time a row waits in the sink before its insert", 250,
                               field="sink_batch_ms", gt=0)
+    public_url: str | None = _env("SOPHRA_PUBLIC_URL", "Base URL people reach the api at, for links in notifications; "
+                                  "unset = http://<host>:<port>", None, field="public_url")
+    smtp_url: str | None = _env("SOPHRA_SMTP_URL", "SMTP server for email alerts (smtp://user:pass@host:587, STARTTLS "
+                                "when offered; smtps:// for implicit TLS); unset = email is not delivered", None,
+                                field="smtp_url")
+    smtp_from: str = _env("SOPHRA_SMTP_FROM", "Sender address of alert emails", "Sophra <alerts@sophra.local>",
+                          field="smtp_from")
+    slack_api_url: str = _env("SOPHRA_SLACK_API_URL", "Base URL of Slack's Web API (chat.postMessage)",
+                              "https://slack.com/api", field="slack_api_url")
+    outbound_allow: str = _env("SOPHRA_OUTBOUND_ALLOW", "Comma-separated CIDR ranges that user-given URLs may reach "
+                               "although private or loopback (e.g. 127.0.0.0/8 for tests)", "", field="outbound_allow")
+    notifier_group: str = _env("SOPHRA_NOTIFIER_GROUP", "Consumer group of the notifier", "sophra-notifier",
+                               field="notifier_group")
 
     @cached_property
     def clickhouse_dsn(self) -> str:
         return self.clickhouse_url or f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     def topic(self, base: str) -> str:
         return self.topic_prefix + base
