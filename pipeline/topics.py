@@ -21,10 +21,9 @@ class TopicSpec:
     compacted: bool = False
 
     def config(self) -> dict[str, str]:
-        return {
-            "retention.ms": str(self.retention_ms),
-            "cleanup.policy": "compact" if self.compacted else "delete",
-        }
+        # A compacted topic with a retention also drops old keys (compact,delete).
+        policy = ("compact,delete" if self.retention_ms > 0 else "compact") if self.compacted else "delete"
+        return {"retention.ms": str(self.retention_ms), "cleanup.policy": policy}
 
 
 # Records are keyed "<tenant>/<agent or application id>", so all of one entity's
@@ -45,15 +44,31 @@ APP_DEPLOYMENTS = TopicSpec("app.deployments", partitions=6, retention_ms=30 * D
 # Insights the worker derives from an application's metrics and deployments.
 APP_INSIGHTS = TopicSpec("app.insights", partitions=6, retention_ms=30 * DAY_MS, kind="app_insight")
 
+# Alerts (docs/alerts.md), keyed by rule id so one rule's records keep their order: the
+# worker's state transitions and latest evaluations, and the notifier's delivery attempts.
+APP_ALERTS = TopicSpec("app.alerts", partitions=6, retention_ms=30 * DAY_MS, kind="alert_transition")
+APP_ALERT_STATUS = TopicSpec("app.alert_status", partitions=6, retention_ms=7 * DAY_MS, kind="alert_status")
+APP_ALERT_DELIVERIES = TopicSpec("app.alert_deliveries", partitions=6, retention_ms=30 * DAY_MS, kind="alert_delivery")
+
 RECORD_TOPICS = (AGENT_VITALS, AGENT_EVENTS, ARI_INTERVENTIONS, ARI_STATUS, APP_METRICS, APP_DEPLOYMENTS,
-                 APP_INSIGHTS)
+                 APP_INSIGHTS, APP_ALERTS, APP_ALERT_STATUS, APP_ALERT_DELIVERIES)
 
 # Applications (/v1): the latest state of each, keyed by application id; compacted, as
 # only the latest state matters; one partition so every api replica applies one order.
 APPLICATIONS = TopicSpec("app.applications", partitions=1, retention_ms=-1, kind="application", compacted=True)
 
-# Alert rules (/v1), keyed by rule id; the api and the worker both keep them.
+# Alert rules (/v1 and /api/agents), keyed by rule id; the api, the worker and the notifier keep them.
 ALERT_RULES = TopicSpec("app.alert_rules", partitions=1, retention_ms=-1, kind="alert_rule", compacted=True)
+# Each account's policies for ARI interventions (/api/notifications) and channel credentials
+# (the Slack bot token): config like the rules, kept by the api and the notifier.
+NOTIFICATION_POLICIES = TopicSpec("accounts.notification_policies", partitions=1, retention_ms=-1,
+                                  kind="notification_policy", compacted=True)
+INTEGRATIONS = TopicSpec("accounts.integrations", partitions=1, retention_ms=-1, kind="integration", compacted=True)
+# The notifier's outbox (pipeline/notifier/state.py): the latest state of every delivery,
+# keyed by delivery id. Entries go after 35 days: source records are kept 30, so no
+# re-read can outlive the memory that it was delivered.
+NOTIFY_STATE = TopicSpec("notify.state", partitions=1, retention_ms=35 * DAY_MS, kind="delivery_state",
+                         compacted=True)
 
 # The worker's per-agent state table. Faust names its changelog topic itself
 # ("<app id>-<table>-changelog"); replay rewrites that topic, so the name has one home here.
@@ -81,8 +96,9 @@ def dlq(spec: TopicSpec) -> TopicSpec:
     return TopicSpec(spec.name + ".dlq", partitions=1, retention_ms=90 * DAY_MS)
 
 
-ALL_TOPICS = RECORD_TOPICS + tuple(dlq(t) for t in RECORD_TOPICS) + (ACCOUNT_KEYS, APPLICATIONS, ALERT_RULES,
-                                                                     ACCOUNT_PLANS, API_USAGE, QUOTA_USAGE)
+ALL_TOPICS = RECORD_TOPICS + tuple(dlq(t) for t in RECORD_TOPICS) + (
+    ACCOUNT_KEYS, APPLICATIONS, ALERT_RULES, NOTIFICATION_POLICIES, INTEGRATIONS, NOTIFY_STATE,
+    ACCOUNT_PLANS, API_USAGE, QUOTA_USAGE)
 
 
 def entity_key(tenant: str, entity_id: str) -> bytes:

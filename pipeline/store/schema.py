@@ -170,6 +170,82 @@ APP_INSIGHTS = Table(
 )
 
 
+# Alerts (docs/alerts.md): the worker's transitions and latest evaluations, the notifier's attempts.
+ALERT_TRANSITIONS = Table(
+    name="alert_transitions",
+    columns=(
+        ("tenant", "LowCardinality(String)"),
+        ("id", "String"),
+        ("rule_id", "String"),
+        ("rule_name", "String"),
+        ("scope", "LowCardinality(String)"),
+        ("subject_id", "String"),
+        ("subject_name", "Nullable(String)"),
+        ("state", "LowCardinality(String)"),
+        ("previous_state", "LowCardinality(String)"),
+        ("notify", "LowCardinality(Nullable(String))"),
+        ("metric", "String"),
+        ("aggregation", "LowCardinality(String)"),
+        ("operator", "LowCardinality(String)"),
+        ("threshold", "Float64"),
+        ("eval_window", "String"),
+        ("value", "Nullable(Float64)"),
+        ("started_at", "DateTime64(3, 'UTC')"),
+        ("at", "DateTime64(3, 'UTC')"),
+        ("actions", "String"),
+        ("wall_at", "DateTime64(3, 'UTC')"),
+    ),
+    engine="ReplacingMergeTree",
+    sorting_key="tenant, rule_id, id",
+    partition_key="toYYYYMM(at)",
+    record_kind="alert_transition",
+)
+
+ALERT_STATUS = Table(
+    name="alert_status",
+    columns=(
+        ("tenant", "LowCardinality(String)"),
+        ("rule_id", "String"),
+        ("scope", "LowCardinality(String)"),
+        ("subject_id", "String"),
+        ("state", "LowCardinality(String)"),
+        ("since", "DateTime64(3, 'UTC')"),
+        ("value", "Nullable(Float64)"),
+        ("evaluated_at", "DateTime64(3, 'UTC')"),
+        ("version", "Int64"),
+    ),
+    engine="ReplacingMergeTree",
+    sorting_key="tenant, rule_id",
+    partition_key="",
+    record_kind="alert_status",
+)
+
+ALERT_DELIVERIES = Table(
+    name="alert_deliveries",
+    columns=(
+        ("tenant", "LowCardinality(String)"),
+        ("id", "String"),
+        ("delivery_id", "String"),
+        ("transition_id", "String"),
+        ("rule_id", "Nullable(String)"),
+        ("scope", "LowCardinality(String)"),
+        ("subject_id", "String"),
+        ("action_type", "LowCardinality(String)"),
+        ("target", "String"),
+        ("attempt", "UInt32"),
+        ("outcome", "LowCardinality(String)"),
+        ("error", "Nullable(String)"),
+        ("latency_ms", "Int64"),
+        ("at", "DateTime64(3, 'UTC')"),
+        ("next_attempt_at", "Nullable(DateTime64(3, 'UTC'))"),
+    ),
+    engine="ReplacingMergeTree",
+    sorting_key="tenant, transition_id, delivery_id, attempt",
+    partition_key="toYYYYMM(at)",
+    record_kind="alert_delivery",
+)
+
+
 # Application metrics (/v1, docs/metrics.md): one row per point; the sink explodes each
 # app_metric_batch record into its points (pipeline/sink/steps.py).
 APP_METRICS = Table(
@@ -250,7 +326,7 @@ SCHEMA_MIGRATIONS = Table(
 )
 
 TABLES = (SCHEMA_MIGRATIONS, AGENT_VITALS, AGENT_EVENTS, AGENT_LATEST, AGENT_NAMES, ARI_INTERVENTIONS, ARI_STATUS,
-          APP_DEPLOYMENTS, APP_INSIGHTS, APP_METRICS, APP_METRICS_LANDED, *(t for _, t in APP_METRICS_ROLLUPS.values()))
+          APP_DEPLOYMENTS, APP_INSIGHTS, ALERT_TRANSITIONS, ALERT_STATUS, ALERT_DELIVERIES, APP_METRICS, APP_METRICS_LANDED, *(t for _, t in APP_METRICS_ROLLUPS.values()))
 VIEWS = (View("agent_latest_mv", AGENT_LATEST), View("agent_names_mv", AGENT_NAMES),
          View("app_metrics_landed_mv", APP_METRICS_LANDED),
          *(View(t.name + "_mv", t) for _, t in APP_METRICS_ROLLUPS.values()))
