@@ -1,4 +1,6 @@
-"""The Faust worker: ARI per agent, with its state in a changelogged table.
+"""The Faust worker: ARI per agent, with its state in a changelogged table; beside it,
+per application the deployment watch and insights (deployments.py), alert evaluation for
+applications and agents (alerts.py) and the /v1 quota sums (quota.py).
 
 One agent consumes the vitals and events topics (co-partitioned: same key, same
 partition count, same murmur2 partitioner), runs the drift engine (pipeline/ari) and
@@ -20,9 +22,10 @@ import faust
 from schemas import codec
 from sophra.settings import Settings
 
+from ..alerts.rulebook import RuleBook
 from ..ari.engine import new_state, step_event, step_vital
-from . import deployments, quota
-from ..topics import ALERT_RULES, AGENT_EVENTS, AGENT_VITALS, ARI_INTERVENTIONS, ARI_STATUS, WORKER_STATE_TABLE
+from ..topics import ALERT_RULES, AGENT_EVENTS, AGENT_VITALS, ARI_INTERVENTIONS, ARI_STATUS, WORKER_STATE_TABLE, ensure_topics
+from . import alerts, deployments, quota
 
 log = logging.getLogger("sophra.worker")
 
@@ -30,7 +33,8 @@ BATCH = 500
 BATCH_WITHIN_S = 0.05
 
 
-def create_app(settings: Settings, bootstrap: str) -> faust.App:
+def create_app(settings: Settings, bootstrap: str, rules: RuleBook) -> faust.App:
+    """The worker's Faust app; `rules` is the started book of alert rules it evaluates."""
     app = faust.App(
         settings.worker_id,
         broker=f"kafka://{bootstrap}",
@@ -58,22 +62,9 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
             for key, state in states.items():
                 agents[key] = state
 
-    # Alert rules reach the worker through their compacted topic and wait in a table for
-    # the evaluation step (docs/alerts.md): nothing evaluates them yet.
-    rules_topic = app.topic(settings.topic(ALERT_RULES.name), partitions=ALERT_RULES.partitions, **raw)
-    rules = app.Table("alert_rules", partitions=ALERT_RULES.partitions, key_type=bytes)
-
-    @app.agent(rules_topic)
-    async def keep_alert_rules(stream):
-        async for key, value in stream.items():
-            if value is None:
-                rules.pop(key, None)
-            else:
-                rules[key] = codec.decode(value)[1]
-
     quota.register(app, settings)  # /v1 quota: usage sums per key and hour
-    app.sophra_tables = {WORKER_STATE_TABLE: agents, "alert_rules": rules,
-                         "app_state": deployments.register(app, settings, raw)}
+    app.sophra_tables = {WORKER_STATE_TABLE: agents, "app_state": deployments.register(app, settings, raw),
+                         **alerts.register(app, settings, raw, rules)}
     return app
 
 
@@ -114,6 +105,12 @@ async def _deliver(outputs: dict, interventions, statuses) -> None:
 
 def run(settings: Settings, bootstrap: str, loglevel: str = "warn") -> None:
     """Run the worker in the foreground until SIGINT/SIGTERM."""
-    app = create_app(settings, bootstrap)
+    ensure_topics(bootstrap, settings.topic_prefix)
+    # Every rule is known before the first record is evaluated; the book then follows the topic.
+    rules = RuleBook(bootstrap, settings.topic(ALERT_RULES.name)).start()
+    app = create_app(settings, bootstrap, rules)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        rules.stop()

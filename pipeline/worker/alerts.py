@@ -1,0 +1,130 @@
+"""The worker's alert evaluation: application rules over app.metrics, agent rules over
+agent.vitals, and a wall-clock timer for no_data and reminders (rules:
+pipeline/alerts/evaluate.py, docs/alerts.md).
+
+Each subject's alert state lives in a changelogged table keyed like its records, so it
+sits in the changelog partition of its records and a restarted worker resumes it: a
+firing rule is not fired again, a pending one is not forgotten. As everywhere in the
+worker, per batch: derive; produce the transitions and statuses and wait for Kafka;
+only then write the state. Records already applied are skipped by offset (a subject's
+records all live in one partition). The timer and the stream share one lock, so neither
+writes a state the other read before its own write.
+"""
+import asyncio
+import logging
+import time
+
+import faust
+from aiokafka.partitioner import murmur2
+
+from schemas import codec
+
+from ..alerts.evaluate import new_state, observe, tick, vital_points
+from ..alerts.rulebook import RuleBook
+from ..topics import AGENT_VITALS, APP_ALERT_STATUS, APP_ALERTS, APP_METRICS
+
+log = logging.getLogger("sophra.worker.alerts")
+
+BATCH = 500
+BATCH_WITHIN_S = 0.05
+TICK_S = 1.0
+
+
+def _now() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _partition(key: bytes, partitions: int) -> int:
+    return (murmur2(key) & 0x7FFFFFFF) % partitions  # Kafka's default partitioner, as every producer here
+
+
+def register(app: faust.App, settings, raw: dict, book: RuleBook) -> dict[str, faust.Table]:
+    transitions = app.topic(settings.topic(APP_ALERTS.name), **raw)
+    statuses = app.topic(settings.topic(APP_ALERT_STATUS.name), **raw)
+    lock = asyncio.Lock()
+    scopes = {}  # scope -> (source topic name, partitions, table)
+
+    async def deliver(outputs: list[tuple[str, dict]]) -> None:
+        last: dict[tuple, tuple[str, dict]] = {}
+        for kind, record in outputs:  # every transition, but only each rule's last status
+            last[(kind, record["rule_id"], record.get("id"))] = (kind, record)
+        pending = [await (transitions if kind == "alert_transition" else statuses).send(
+            key=record["rule_id"].encode(), value=codec.encode(kind, record), force=True)
+            for kind, record in last.values()]
+        if pending:
+            await asyncio.gather(*pending)
+
+    def evaluator(scope: str, spec, kind: str, points_of):
+        topic_name = settings.topic(spec.name)
+        table = app.Table(f"{scope}_alert_state", partitions=spec.partitions, key_type=bytes, use_partitioner=True)
+        scopes[scope] = (topic_name, spec.partitions, table)
+
+        async def evaluate(stream):
+            async for batch in stream.take_events(BATCH, within=BATCH_WITHIN_S):
+                async with lock:
+                    wall, states, outputs = _now(), {}, []
+                    for event in batch:
+                        key = event.key
+                        state = states.get(key) or table.get(key)
+                        if state is not None and event.message.offset <= state["offset"]:
+                            continue  # applied before a restart
+                        try:
+                            got, record = codec.decode(event.value)
+                        except codec.DecodeError as exc:
+                            log.warning("skipping undecodable record: %s", exc)
+                            continue
+                        if got != kind:
+                            continue
+                        subject = record["application_id"] if scope == "application" else record["agent_id"]
+                        rules = book.for_subject(record["tenant"], scope, subject)
+                        if not rules and state is None:
+                            continue  # nothing watches it: keep no state
+                        state = state or new_state()
+                        state["offset"] = event.message.offset
+                        if scope == "agent":
+                            state["name"] = record["agent_name"] or state["name"]
+                        outputs += observe(state, list(rules), points_of(record), wall)
+                        states[key] = state
+                    await deliver(outputs)
+                    for key, state in states.items():
+                        table[key] = state
+        evaluate.__name__ = f"evaluate_{scope}_alerts"
+        app.agent(app.topic(topic_name, partitions=spec.partitions, **raw), name=evaluate.__name__)(evaluate)
+        return table
+
+    app_table = evaluator("application", APP_METRICS, "app_metric_batch",
+                          lambda r: [(p["metric"], p["value"], p["timestamp"]) for p in r["points"]])
+    agent_table = evaluator("agent", AGENT_VITALS, "agent_vital", vital_points)
+
+    @app.timer(interval=TICK_S)
+    async def alert_clock():
+        if app.in_recovery:
+            return  # tables are being restored: a state read now may be stale
+        async with lock:
+            wall = _now()
+            actives = app.assignor.assigned_actives()
+            for scope, (topic_name, partitions, table) in scopes.items():
+                mine = {tp.partition for tp in actives if tp.topic == topic_name}
+                if not mine:
+                    continue
+                with_rules = book.subjects(scope)
+                keys = {k for k in list(table.keys()) if _partition(k, partitions) in mine}
+                keys |= {k for k in with_rules if _partition(k, partitions) in mine}
+                outputs, changed = [], {}
+                for key in keys:
+                    state = table.get(key) or new_state()
+                    known = set(state["rules"]), set(state["series"])
+                    out = tick(state, list(with_rules.get(key, ())), wall)
+                    outputs += out
+                    if not state["rules"] and not state["series"]:
+                        changed[key] = None  # no rule left: forget the subject
+                    elif out or known != (set(state["rules"]), set(state["series"])):
+                        changed[key] = state  # a transition, or a rule it met or forgot
+                await deliver(outputs)
+                for key, state in changed.items():
+                    if state is None:
+                        table.pop(key, None)
+                    else:
+                        table[key] = state
+
+    return {"application_alert_state": app_table, "agent_alert_state": agent_table}
