@@ -20,14 +20,15 @@ from pipeline.producer import RecordProducer
 from pipeline.sink.consumer import Sink
 from pipeline.store.clickhouse import Store
 from pipeline.store.migrate import migrate
-from pipeline.topics import ACCOUNT_KEYS, ALERT_RULES, APPLICATIONS, ensure_topics
+from pipeline.outbound import Outbound
+from pipeline.topics import ACCOUNT_KEYS, ALERT_RULES, APPLICATIONS, INTEGRATIONS, NOTIFICATION_POLICIES, ensure_topics
 from sophra.settings import Settings
 
 from . import errors
 from .body_limit import BodyLimit
 from .quota import QuotaMiddleware, QuotaService
-from .routes import (agents, alerts, app_metrics, applications, ari, deployments, events, insights, keys, predictions,
-                     static, vitals)
+from .routes import (agents, alerts, app_metrics, applications, ari, deployments, events, insights, keys,
+                     notifications, predictions, static, vitals)
 
 log = logging.getLogger("sophra.api")
 
@@ -47,8 +48,10 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
             lambda: KeyRegistry(bootstrap, settings.topic(ACCOUNT_KEYS.name)).start())
         app.state.applications = await asyncio.to_thread(
             lambda: ConfigRegistry(bootstrap, settings.topic(APPLICATIONS.name)).start())
-        app.state.alert_rules = await asyncio.to_thread(
-            lambda: ConfigRegistry(bootstrap, settings.topic(ALERT_RULES.name)).start())
+        app.state.alert_rules, app.state.notification_policies, app.state.integrations = await asyncio.gather(*(
+            asyncio.to_thread(lambda t=t: ConfigRegistry(bootstrap, settings.topic(t.name)).start())
+            for t in (ALERT_RULES, NOTIFICATION_POLICIES, INTEGRATIONS)))
+        app.state.outbound = Outbound.from_settings(settings)  # checks user-given URLs when they are set
         app.state.quota = await QuotaService(settings, bootstrap, app.state.producer).start()
         app.state.store = Store(settings.clickhouse_dsn, settings.clickhouse_database)
         app.state.sink = Sink(settings, bootstrap).start() if run_sink else None
@@ -67,7 +70,9 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
             app.state.store.close()
             app.state.keys.stop()
             app.state.applications.stop()
-            app.state.alert_rules.stop()
+            for table in (app.state.alert_rules, app.state.notification_policies, app.state.integrations):
+                table.stop()
+            await app.state.outbound.close()
 
     app = FastAPI(title="Sophra", version="0.1.0", lifespan=lifespan,
                   description="Monitoring for AI agents and the applications around them")
@@ -81,6 +86,8 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
     app.include_router(applications.router)
     app.include_router(app_metrics.router)
     app.include_router(alerts.router)
+    app.include_router(alerts.agent_router)
+    app.include_router(notifications.router)
     app.include_router(deployments.router)
     app.include_router(insights.router)
     app.include_router(predictions.router)

@@ -1,9 +1,10 @@
 """`sophra`: one command for every process of the platform.
 
-    sophra up       the embedded default: Kafka broker, worker, api + in-process sink
+    sophra up       the embedded default: Kafka broker, worker, notifier, api + in-process sink
     sophra api      the api (production: one of many replicas)
     sophra worker   the Faust worker
     sophra sink     the ClickHouse sink
+    sophra notifier deliver alerts: email, Slack, webhooks
     sophra migrate  apply ClickHouse migrations
     sophra replay   recompute ARI's derived records after a rule change
     sophra plan     set an account's plan (standard, pro, enterprise): its /v1 hourly quota
@@ -69,7 +70,7 @@ def cmd_up(args) -> int:
     t0 = time.monotonic()
     settings = _settings(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    kafka = worker = None
+    kafka = worker = notifier = None
     try:
         bootstrap = settings.kafka_bootstrap_servers
         if not bootstrap:
@@ -80,19 +81,26 @@ def cmd_up(args) -> int:
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "SOPHRA_DATA_DIR": str(settings.data_dir)}
         with open(settings.data_dir / "worker.log", "ab") as worker_log:
             worker = spawn([sys.executable, "-m", "sophra", "worker"], stdout=worker_log, env=env)
+        with open(settings.data_dir / "notifier.log", "ab") as notifier_log:
+            notifier = spawn([sys.executable, "-m", "sophra", "notifier"], stdout=notifier_log, env=env)
 
         def announce():
             print(f"Sophra is up at http://{settings.host}:{settings.port}  "
                   f"(kafka {bootstrap}, clickhouse {settings.clickhouse_dsn}; "
                   f"started in {time.monotonic() - t0:.1f}s; Ctrl-C stops everything)", flush=True)
+            if not settings.smtp_url:
+                print("Email alerts are not delivered until SOPHRA_SMTP_URL is set, e.g. "
+                      "SOPHRA_SMTP_URL=smtp://user:pass@smtp.example.com:587 make run "
+                      "(each attempt is recorded as not delivered meanwhile)", flush=True)
 
-        return asyncio.run(_serve(settings, bootstrap, run_sink=True, children=[("worker", worker)],
-                                  announce=announce))
+        return asyncio.run(_serve(settings, bootstrap, run_sink=True,
+                                  children=[("worker", worker), ("notifier", notifier)], announce=announce))
     except KeyboardInterrupt:
         return 0
     finally:
         # Stop in dependency order: the worker still needs the broker to commit.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        terminate(notifier)
         terminate(worker)
         if kafka:
             kafka.stop()
@@ -113,6 +121,14 @@ def cmd_worker(args) -> int:
 
     settings = _settings(args)
     run(settings, _bootstrap(settings), loglevel=args.loglevel)
+    return 0
+
+
+def cmd_notifier(args) -> int:
+    from pipeline.notifier.service import run
+
+    settings = _settings(args)
+    run(settings, _bootstrap(settings))
     return 0
 
 
@@ -198,6 +214,7 @@ def parser() -> argparse.ArgumentParser:
         ("api", cmd_api, [common, http], "run the api"),
         ("worker", cmd_worker, [common], "run the Faust worker"),
         ("sink", cmd_sink, [common], "run the ClickHouse sink"),
+        ("notifier", cmd_notifier, [common], "deliver alerts and ARI notifications (email, Slack, webhooks)"),
         ("migrate", cmd_migrate, [common], "apply ClickHouse migrations"),
         ("replay", cmd_replay, [common], "recompute ARI's derived records after a rule change (stop the worker first)"),
         ("plan", cmd_plan, [common], "set an account's plan: its /v1 requests per hour per key (docs/quota.md)"),

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
                               "https://slack.com/api", field="slack_api_url")
     outbound_allow: str = _env("SOPHRA_OUTBOUND_ALLOW", "Comma-separated CIDR ranges that user-given URLs may reach "
                                "although private or loopback (e.g. 127.0.0.0/8 for tests)", "", field="outbound_allow")
+    notify_retry_base_ms: int = _env("SOPHRA_NOTIFY_RETRY_BASE_MS", "First retry delay of a failed delivery; doubles "
+                                     "each attempt up to 30 min, with jitter, for 24 h", 5000,
+                                     field="notify_retry_base_ms", gt=0)
     notifier_group: str = _env("SOPHRA_NOTIFIER_GROUP", "Consumer group of the notifier", "sophra-notifier",
                                field="notifier_group")
 

@@ -200,8 +200,8 @@ class HttpReceiver:
       anything else              200, empty body (a generic webhook)."""
 
     def __init__(self, *, slack_token: str = "xoxb-test-token", fail_times: int = 0, fail_status: int = 503,
-                 fail_headers: dict[str, str] | None = None):
-        self.slack_token = slack_token
+                 fail_headers: dict[str, str] | None = None, delay_s: float = 0.0):
+        self.slack_token, self.delay_s = slack_token, delay_s  # delay_s: before answering, after recording
         self.fail_times, self.fail_status, self.fail_headers, self.failed = fail_times, fail_status, \
             dict(fail_headers or {}), 0
         self.requests: list[ReceivedRequest] = []
@@ -247,6 +247,8 @@ class HttpReceiver:
             parsed = None
         self.requests.append(ReceivedRequest(request.method, request.path, dict(request.query),
                                              CIMultiDict(request.headers), body, parsed))
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         if reply := self._scripted(request.path):
             return reply.response()
         if request.method == "POST" and request.path.endswith("/chat.postMessage"):

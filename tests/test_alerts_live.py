@@ -1,57 +1,156 @@
 """Alerts end to end on real parts: rules through the api, metrics through the real
-broker, the real Faust worker evaluating them, the sink landing transitions in ClickHouse."""
+broker, the real Faust worker evaluating them, the real notifier delivering to a real
+SMTP server (aiosmtpd) and a local server speaking Slack's API and webhooks, the sink
+landing transitions and delivery attempts in ClickHouse for the history."""
 import os
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 
 import pytest
 
-from pipeline.store.clickhouse import connect
+from pipeline.notifier.channels import verify_signature
 from sophra.processes import terminate
 
 from .conftest import eventually
+from .receivers import HttpReceiver, SmtpServer
 
 pytestmark = pytest.mark.integration
 
 REFERENCE_RULE = {"name": "High Error Rate", "condition": {"metric": "error_rate", "operator": ">", "threshold": 0.05},
                   "actions": [{"type": "email", "recipients": ["admin@company.com"]},
                               {"type": "slack", "channel": "#alerts"}]}
+MIN, SEC = 60_000, 1000
 
 
-def start(s, command: str, **env):
+def start(s, command: str, **env) -> subprocess.Popen:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers, "SOPHRA_TOPIC_PREFIX": s.topic_prefix,
-           "SOPHRA_WORKER_ID": s.worker_id, **env}
+           "SOPHRA_WORKER_ID": s.worker_id, "SOPHRA_NOTIFIER_GROUP": "notifier-" + s.worker_id,
+           "SOPHRA_OUTBOUND_ALLOW": "127.0.0.0/8", "SOPHRA_NOTIFY_RETRY_BASE_MS": "200", **env}
     return subprocess.Popen([sys.executable, "-m", "sophra", command], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def transitions(s):
-    ch = connect(s.clickhouse_dsn, s.clickhouse_database)
-    return ch.query("SELECT rule_id, previous_state, state, notify, value FROM alert_transitions FINAL "
-                    "ORDER BY at, wall_at").result_rows
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def iso(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def test_reference_rule_fires_and_resolves_through_the_worker(running_api):
-    api = running_api()
+def utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def points(metric: str, start: int, values, step: int = 10 * SEC) -> dict:
+    return {"points": [{"metric": metric, "value": v, "timestamp": iso(start + i * step)} for i, v in enumerate(values)]}
+
+
+def minute_ago(n: int) -> int:
+    now = time.time_ns() // 1_000_000
+    return now - now % MIN - n * MIN
+
+
+def test_rules_fire_resolve_go_quiet_and_deliver_exactly_once(running_api):
+    api = running_api(outbound_allow="127.0.0.0/8")  # the receivers are on loopback
     s = api.settings
-    worker = start(s, "worker")
-    try:
-        with api.client() as http:
-            app_id = http.post("/v1/applications", json={"name": "My Application"}).json()["id"]
-            rule_id = http.post(f"/v1/applications/{app_id}/alerts", json=REFERENCE_RULE).json()["id"]
-            t = now_ms() - 60_000
-            points = [{"metric": "error_rate", "value": v, "timestamp": iso(t + i * 1000)}
-                      for i, v in enumerate([0.01, 0.02, 0.2])]
-            assert http.post(f"/v1/applications/{app_id}/metrics", json={"points": points}).status_code == 202
-            assert eventually(lambda: transitions(s), 60) == [(rule_id, "ok", "firing", "firing", pytest.approx(0.23 / 3))]
-    finally:
-        terminate(worker)
+    with SmtpServer() as smtp, HttpReceiver() as slack, HttpReceiver(fail_times=3) as hook:
+        worker = start(s, "worker")
+        notifier = start(s, "notifier", SOPHRA_SMTP_URL=smtp.url, SOPHRA_SLACK_API_URL=slack.url,
+                         SOPHRA_PUBLIC_URL=api.url)
+        try:
+            with api.client() as http:
+                assert http.put("/v1/integrations/slack", json={"bot_token": "xoxb-test-token"}).status_code == 200
+                assert http.get("/v1/integrations/slack").json()["configured"] is True
+                app_id = http.post("/v1/applications", json={"name": "My Application"}).json()["id"]
+                ref = http.post(f"/v1/applications/{app_id}/alerts", json=REFERENCE_RULE).json()
+                flap = http.post(f"/v1/applications/{app_id}/alerts", json={
+                    "name": "Slow", "for": "2m", "condition": {"metric": "response_time", "operator": ">",
+                                                               "threshold": 500, "window": "1m", "aggregation": "max"},
+                    "actions": [{"type": "email", "recipients": ["oncall@company.com"]}]}).json()
+                quiet = http.post(f"/v1/applications/{app_id}/alerts", json={
+                    "name": "Throughput", "condition": {"metric": "throughput", "operator": "<", "threshold": 1,
+                                                        "window": "1m"},
+                    "actions": [{"type": "webhook", "url": hook.hook_url}]}).json()
+                secret = quiet["actions"][0]["secret"]
+                assert "secret" not in http.get(f"/v1/applications/{app_id}/alerts").json()["alerts"][2]["actions"][0]
+
+                t0 = minute_ago(20)
+                fired_at = t0 + 20 * SEC
+                assert http.post(f"/v1/applications/{app_id}/metrics",
+                                 json=points("error_rate", t0, [0.01, 0.02, 0.21])).status_code == 202
+                # The spike's mean (0.08) crosses 0.05 at its third point: one email, one Slack message.
+                [mail] = smtp.wait_for(1, 60)
+                assert mail.rcpt_tos == ["admin@company.com"]
+                assert mail.message["Subject"] == "[FIRING] High Error Rate — My Application"
+                link = f"{api.url}/v1/applications/{app_id}"
+                assert mail.message.get_body(("plain",)).get_content() == (
+                    "High Error Rate is firing on application My Application.\n"
+                    "error_rate (mean over 5m) = 0.08, threshold > 0.05\n"
+                    f"Started: {utc(fired_at)}\n"
+                    f"Link: {link}\n")
+                assert "<html" in mail.message.get_body(("html",)).get_content()
+                [post] = [r for r in slack.wait_for(1, 30) if r.path == "/chat.postMessage"]
+                assert post.headers["Authorization"] == "Bearer xoxb-test-token"
+                assert (post.json["channel"], post.json["text"]) == ("#alerts", (
+                    f"*[FIRING] High Error Rate* — <{link}|My Application>\n"
+                    f"error_rate (mean over 5m) = 0.08, threshold &gt; 0.05 · Started: {utc(fired_at)}"))
+
+                # A flapping series (1m windows of one point each) with for=2m: pending three
+                # times, then held two minutes: fires once.
+                flapping = [900, 100, 900, 100, 900, 100, 900, 900, 900, 900]
+                assert http.post(f"/v1/applications/{app_id}/metrics",
+                                 json=points("response_time", t0, flapping, step=MIN)).status_code == 202
+                # Throughput below 1: the webhook receiver fails 3 times, then takes it once.
+                assert http.post(f"/v1/applications/{app_id}/metrics",
+                                 json=points("throughput", t0, [0])).status_code == 202
+                # The error rate drops: its window leaves the spike at t0 + 6 min, resolved once.
+                assert http.post(f"/v1/applications/{app_id}/metrics",
+                                 json=points("error_rate", t0 + 6 * MIN, [0.0, 0.01])).status_code == 202
+                mails = smtp.wait_for(3, 60)
+                assert eventually(lambda: len(hook.requests) == 4, 30)
+                resolved = [m for m in mails if m.message["Subject"].startswith("[RESOLVED]")]
+                assert [m.message["Subject"] for m in resolved] == ["[RESOLVED] High Error Rate — My Application"]
+                assert resolved[0].message.get_body(("plain",)).get_content() == (
+                    "High Error Rate resolved on application My Application.\n"
+                    "error_rate (mean over 5m) = 0, threshold > 0.05\n"
+                    f"Started: {utc(fired_at)}, fired for 5m 40s\n"
+                    f"Link: {link}\n")
+                slow = [m for m in mails if m.message["Subject"] == "[FIRING] Slow — My Application"]
+                assert len(slow) == 1 and "Started: " + utc(t0 + 8 * MIN) in slow[0].message.get_body(
+                    ("plain",)).get_content()
+                # Every webhook try carried the same idempotency id and a valid signature.
+                assert len({r.headers["X-Sophra-Delivery"] for r in hook.requests}) == 1
+                last = hook.requests[-1]
+                assert verify_signature(secret, last.headers["X-Sophra-Timestamp"], last.body,
+                                        last.headers["X-Sophra-Signature"])
+                assert (last.json["kind"], last.json["rule"], last.json["value"]) == (
+                    "firing", {"id": quiet["id"], "name": "Throughput"}, 0)
+
+                # With no points for a window (1m), the 1m rules go no_data; the firing ones say so.
+                def states():
+                    got = {a["id"]: a["state"] for a in http.get(f"/v1/applications/{app_id}/alerts").json()["alerts"]}
+                    return got if got == {ref["id"]: "ok", flap["id"]: "no_data", quiet["id"]: "no_data"} else None
+                assert eventually(states, 120, 1)
+                assert eventually(lambda: len(hook.requests) == 5, 30)
+                assert hook.requests[-1].json["kind"] == "no_data"
+
+                def history_of(rule_id: str, deliveries: int):
+                    h = http.get(f"/v1/applications/{app_id}/alerts/{rule_id}/history").json()
+                    return h if len(h["deliveries"]) == deliveries else None
+                history = eventually(lambda: history_of(ref["id"], 4), 30)
+                assert [(t["previous_state"], t["state"], t["notify"]) for t in history["transitions"]] == [
+                    ("firing", "ok", "resolved"), ("ok", "firing", "firing")]
+                assert sorted((d["action_type"], d["outcome"], d["attempt"]) for d in history["deliveries"]) == [
+                    ("email", "delivered", 1), ("email", "delivered", 1), ("slack", "delivered", 1),
+                    ("slack", "delivered", 1)]
+                hook_history = eventually(lambda: history_of(quiet["id"], 5), 30)
+                assert [(d["attempt"], d["outcome"]) for d in hook_history["deliveries"]] == [
+                    (1, "delivered"), (4, "delivered"), (3, "retrying"), (2, "retrying"), (1, "retrying")]
+                assert [t["notify"] for t in hook_history["transitions"]] == ["no_data", "firing"]
+            time.sleep(1)  # nothing more, nothing twice: the firing Slow rule's silence was the last word
+            assert sorted(m.message["Subject"] for m in smtp.messages) == [
+                "[FIRING] High Error Rate — My Application", "[FIRING] Slow — My Application",
+                "[NO DATA] Slow — My Application", "[RESOLVED] High Error Rate — My Application"]
+            assert len([r for r in slack.requests if r.path == "/chat.postMessage"]) == 2
+        finally:
+            terminate(notifier)
+            terminate(worker)

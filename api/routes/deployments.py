@@ -2,12 +2,14 @@
 
 A deployment is accepted as pending; the worker moves it to in_progress and then, from
 the application's metrics around it and its health check, to success, failed or
-rolled_back (pipeline/deployments.py). Reads come from ClickHouse, so a new deployment
-is listed once the sink landed it (within about half a second).
+rolled_back (pipeline/deployments.py). Reads come from ClickHouse; until the sink has
+landed a deployment (about half a second), the replica that accepted it lists it from
+memory (`Recent`), so a client sees its deployment right after the 201.
 """
 import json
 import secrets
 import time
+from collections import OrderedDict
 from typing import Literal
 from urllib.parse import urljoin
 
@@ -57,15 +59,70 @@ class DeploymentList(BaseModel):
     deployments: list[DeploymentOut]
 
 
-_LIST = """
+LIST_LIMIT = 100
+_LIST = f"""
 SELECT id, version, status, toUnixTimestamp64Milli(started_at) AS started_ms,
        toUnixTimestamp64Milli(completed_at) AS completed_ms, changes, description, reason,
        rollback_on_error, health_check_url
 FROM app_deployments FINAL
 WHERE tenant = %(tenant)s AND application_id = %(app)s
 ORDER BY started_at DESC, id DESC
-LIMIT 100
+LIMIT {LIST_LIMIT}
 """
+
+
+class Recent:
+    """The deployments this process accepted in the last KEEP_S seconds (at most MAX), per
+    (tenant, application), until ClickHouse lists them. Used from the event loop only."""
+    KEEP_S = 300.0
+    MAX = 5000
+
+    def __init__(self):
+        # (tenant, app_id, id) -> (accepted at, monotonic s; started_at ms; out), oldest first
+        self._items: OrderedDict[tuple[str, str, str], tuple[float, int, DeploymentOut]] = OrderedDict()
+        self._by_app: dict[tuple[str, str], set[str]] = {}
+
+    def add(self, tenant: str, app_id: str, started_ms: int, out: DeploymentOut) -> None:
+        self._items[(tenant, app_id, out.id)] = (time.monotonic(), started_ms, out)
+        self._by_app.setdefault((tenant, app_id), set()).add(out.id)
+        self._prune()
+
+    def merge(self, tenant: str, app_id: str, rows: list[dict]) -> list[tuple[int, str, DeploymentOut]]:
+        """(started_at ms, id, out) of the remembered deployments ClickHouse did not return;
+        those it returned are forgotten (its row wins: it may be a later revision)."""
+        landed = {r["id"] for r in rows}
+        self._prune()
+        for dep_id in self._by_app.get((tenant, app_id), set()) & landed:
+            self._drop((tenant, app_id, dep_id))
+        kept = []
+        for dep_id in self._by_app.get((tenant, app_id), ()):
+            _, started_ms, out = self._items[(tenant, app_id, dep_id)]
+            kept.append((started_ms, dep_id, out))
+        return kept
+
+    def _prune(self) -> None:
+        cutoff = time.monotonic() - self.KEEP_S
+        while self._items:
+            key, (at, _, _) = next(iter(self._items.items()))
+            if at >= cutoff and len(self._items) <= self.MAX:
+                break
+            self._drop(key)
+
+    def _drop(self, key: tuple[str, str, str]) -> None:
+        self._items.pop(key, None)
+        ids = self._by_app.get(key[:2])
+        if ids is not None:
+            ids.discard(key[2])
+            if not ids:
+                del self._by_app[key[:2]]
+
+
+def recent(request: Request) -> Recent:
+    # one per api app (tests run several in one process); made on first use
+    state = request.app.state
+    if not hasattr(state, "recent_deployments"):
+        state.recent_deployments = Recent()
+    return state.recent_deployments
 
 
 def _out(r: dict) -> DeploymentOut:
@@ -96,7 +153,9 @@ async def create_deployment(app_id: str, body: DeploymentCreate, request: Reques
               "completed_at": None, "revision": 0}
     await publish(producer, settings.topic(APP_DEPLOYMENTS.name), "app_deployment", record,
                   key=f"{tenant}/{app_id}")
-    return _out({**record, "started_ms": record["started_at"], "completed_ms": None})
+    out = _out({**record, "started_ms": record["started_at"], "completed_ms": None})
+    recent(request).add(tenant, app_id, record["started_at"], out)
+    return out
 
 
 @router.get("/applications/{app_id}/deployments", response_model=DeploymentList,
@@ -104,4 +163,6 @@ async def create_deployment(app_id: str, body: DeploymentCreate, request: Reques
 async def list_deployments(app_id: str, request: Request, tenant: Tenant, store: StoreDep) -> DeploymentList:
     require_application(request, tenant, app_id)
     rows = await store.rows(_LIST, {"tenant": tenant, "app": app_id})
-    return DeploymentList(deployments=[_out(r) for r in rows])
+    listed = [(r["started_ms"], r["id"], _out(r)) for r in rows] + recent(request).merge(tenant, app_id, rows)
+    listed.sort(key=lambda t: (t[0], t[1]), reverse=True)  # the query's order: started_at DESC, id DESC
+    return DeploymentList(deployments=[out for _, _, out in listed[:LIST_LIMIT]])
