@@ -8,6 +8,12 @@ success | failed | rolled_back
              the deployment are compared with the BEFORE_MS before it, and the health
              check (when given) is probed. A failure with rollback_on_error is rolled_back.
 
+With a health check, the metric verdict is taken when the deployment becomes due and
+kept in state["probing"] until the probe's result comes back as a record on the same
+topic (an in_progress revision with probed=true); that record completes the decision.
+So the outcome is in the event log, and a deployment still "probing" after a restart is
+probed again (pipeline/worker/deployments.py).
+
 Time is the data's (metric timestamps), so the same records always give the same
 outcome; a deployment with no metrics after it stays in_progress.
 
@@ -33,7 +39,9 @@ DONE_KEPT = 200                   # decided deployment ids remembered, so a rede
 
 def new_state() -> dict:
     # minutes: per metric, [minute start (epoch ms), sum, count] oldest first
-    return {"minutes": {m: [] for m in WATCHED}, "newest": None, "last_batch_id": 0, "open": {}, "done": []}
+    # probing: deployment id -> {"reasons", "completed_at"}: due, health check result not yet seen
+    return {"minutes": {m: [] for m in WATCHED}, "newest": None, "last_batch_id": 0, "open": {}, "done": [],
+            "probing": {}}
 
 
 def add_points(state: dict, points: list[dict]) -> None:
@@ -100,3 +108,16 @@ def due(state: dict, started_at: int) -> bool:
     """Has data arrived from after the observation window?"""
     t = newest(state)
     return t is not None and t >= started_at + AFTER_MS
+
+
+def outcome(dep: dict, reasons: list[str], completed_at: int | None) -> dict:
+    """The deciding revision of a deployment, from its reasons to fail (none: success)."""
+    status = "rolled_back" if reasons and dep["rollback_on_error"] else "failed" if reasons else "success"
+    reason = "; ".join(reasons) + ("; rolled back (rollback_on_error)" if status == "rolled_back" else "")
+    return {**dep, "status": status, "reason": reason or None, "completed_at": completed_at, "revision": 2,
+            "probed": False, "probe_failure": None}
+
+
+def probe_result(dep: dict, failure: str | None) -> dict:
+    """The record that brings a health check's result back: an in_progress revision."""
+    return {**dep, "probed": True, "probe_failure": failure}

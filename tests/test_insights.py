@@ -1,7 +1,5 @@
 """Insight rules on made-up histories with known answers (pipeline/insights.py), and the
 worker's per-application step that raises them (pipeline/worker/deployments.py)."""
-import asyncio
-
 from pipeline import deployments as D
 from pipeline import insights as I
 from pipeline.worker.deployments import apply
@@ -71,19 +69,20 @@ def test_the_worker_step_raises_insights_from_metric_batches_and_failed_deployme
     state = D.new_state()
     before = [("response_time", 200.0, T0 + i * MIN) for i in range(60)]
     after = [("response_time", 300.0, T0 + 60 * MIN + i * MIN) for i in range(60)]
-    assert asyncio.run(apply(state, "app_metric_batch", batch(1, before))) == []
-    out = asyncio.run(apply(state, "app_metric_batch", batch(2, after)))
+    assert apply(state, "app_metric_batch", batch(1, before)) == []
+    out = apply(state, "app_metric_batch", batch(2, after))
     assert [(kind, key, r["type"], r["severity"], r["description"]) for kind, key, r in out] == [
         ("app_insight", b"acct/app_1", "performance", "high",
          "Average response time increased by 50% in the last hour (200 ms to 300 ms)")]
-    assert asyncio.run(apply(state, "app_metric_batch", batch(2, after))) == []  # redelivered: skipped
+    assert apply(state, "app_metric_batch", batch(2, after)) == []  # redelivered: skipped
 
     dep = {"tenant": "acct", "id": "deploy_1", "application_id": "app_1", "version": "v2", "description": None,
            "changes": "[]", "rollback_on_error": True, "health_check_url": None, "health_url": None,
-           "status": "pending", "reason": None, "started_at": T0 + 120 * MIN, "completed_at": None, "revision": 0}
-    assert [k for k, _, _ in asyncio.run(apply(state, "app_deployment", dep))] == ["app_deployment"]
+           "status": "pending", "reason": None, "started_at": T0 + 120 * MIN, "completed_at": None, "revision": 0,
+           "probed": False, "probe_failure": None}
+    assert [k for k, _, _ in apply(state, "app_deployment", dep)] == ["app_deployment"]
     slow = [("response_time", 600.0, T0 + 120 * MIN + i * MIN) for i in range(6)]
-    out = asyncio.run(apply(state, "app_metric_batch", batch(3, slow)))
+    out = apply(state, "app_metric_batch", batch(3, slow))
     decided = [r for k, _, r in out if k == "app_deployment"]
     insight = [r for k, _, r in out if k == "app_insight" and r["type"] == "deployment"]
     assert [(d["status"], d["reason"]) for d in decided] == [

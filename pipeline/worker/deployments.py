@@ -4,18 +4,26 @@ and raise insights (pipeline/insights.py) from the same state.
 
 Like ARI, per batch: derive, produce the new revisions and wait for Kafka, then write the
 per-application state; metric batches already applied are skipped by id.
+
+Health checks never run inside the batch loop. When a deployment with a health check
+becomes due, `apply` records it under state["probing"]; after the batch's state is
+written the loop starts the probe as a background task (through the process's Outbound
+guard, bounded by its concurrency cap) and goes on. The task produces the result to
+app.deployments under the same key, and this agent decides when it consumes it. A probe
+lost with its process is started again: `Probes.start` runs for every state a batch
+touched and for the whole table after each recovery, and launches whatever is probing
+without a probe in flight here.
 """
 import asyncio
-import json
 import logging
 
-import aiohttp
 import faust
 
 from schemas import codec
 
 from .. import deployments as D
 from .. import insights as I
+from ..outbound import Outbound, OutboundBlocked, OutboundFailed
 from ..topics import APP_DEPLOYMENTS, APP_INSIGHTS, APP_METRICS
 
 log = logging.getLogger("sophra.worker.deployments")
@@ -23,16 +31,47 @@ log = logging.getLogger("sophra.worker.deployments")
 PROBE_TIMEOUT_S = 5.0
 
 
-async def probe(url: str | None) -> str | None:
-    """None when the health check answers 2xx (or there is none), else why it failed."""
+async def probe(outbound: Outbound, url: str | None) -> str | None:
+    """None when the health check answers 2xx (or there is none), else why it failed.
+    Never the answer's body: the target may be something the user should not read."""
     if not url:
         return None
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)) as session:
-            async with session.get(url, allow_redirects=False) as res:
-                return None if 200 <= res.status < 300 else f"health check GET {url} answered {res.status}"
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        return f"health check GET {url} failed: {type(exc).__name__}"
+        res = await outbound.request("GET", url, timeout=PROBE_TIMEOUT_S)
+    except OutboundBlocked as exc:
+        return f"health check GET {url} refused: {exc}"
+    except OutboundFailed as exc:
+        return f"health check GET {url} failed: {exc}"
+    return None if 200 <= res.status < 300 else f"health check GET {url} answered {res.status}"
+
+
+class Probes:
+    """The health checks this process has in flight, keyed (application key, deployment id)
+    from launch until their result record is consumed."""
+
+    def __init__(self, outbound: Outbound, topic):
+        self.outbound, self.topic = outbound, topic
+        self.in_flight: set[tuple[bytes, str]] = set()
+        self._tasks: set[asyncio.Task] = set()  # strong references, or the loop may drop them
+
+    def start(self, key: bytes, state: dict) -> None:
+        for dep_id in state.get("probing", {}):
+            if (key, dep_id) not in self.in_flight:
+                self.in_flight.add((key, dep_id))
+                task = asyncio.create_task(self._run(key, dict(state["open"][dep_id])))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    def seen(self, key: bytes, dep_id: str) -> None:
+        self.in_flight.discard((key, dep_id))
+
+    async def _run(self, key: bytes, dep: dict) -> None:
+        try:
+            result = D.probe_result(dep, await probe(self.outbound, dep["health_url"]))
+            await (await self.topic.send(key=key, value=codec.encode("app_deployment", result), force=True))
+        except Exception:  # e.g. Kafka unavailable: the next batch for this key launches it again
+            log.exception("health check of deployment %s: result not produced", dep["id"])
+            self.seen(key, dep["id"])
 
 
 def register(app: faust.App, settings, raw: dict) -> faust.Table:
@@ -41,36 +80,63 @@ def register(app: faust.App, settings, raw: dict) -> faust.Table:
     outlets = {"app_deployment": app.topic(settings.topic(APP_DEPLOYMENTS.name), **raw),
                "app_insight": app.topic(settings.topic(APP_INSIGHTS.name), **raw)}
     apps = app.Table("app_state", partitions=APP_METRICS.partitions, key_type=bytes, use_partitioner=True)
+    probes = Probes(Outbound.from_settings(settings), outlets["app_deployment"])
 
     @app.agent(source)
     async def watch_deployments(stream):
-        async for batch in stream.take_events(500, within=0.05):
-            states: dict[bytes, dict] = {}
-            outputs: list[tuple[str, bytes, dict]] = []
-            for event in batch:
-                try:
-                    kind, record = codec.decode(event.value)
-                except codec.DecodeError as exc:
-                    log.warning("skipping undecodable record: %s", exc)
-                    continue
-                state = states.get(event.key) or apps.get(event.key) or D.new_state()
-                outputs += await apply(state, kind, record)
-                states[event.key] = state
-            pending = [await outlets[kind].send(key=key, value=codec.encode(kind, rec), force=True)
-                       for kind, key, rec in outputs]
-            if pending:
-                await asyncio.gather(*pending)
-            for key, state in states.items():
-                apps[key] = state
+        try:
+            async for batch in stream.take_events(500, within=0.05):
+                await _step(batch)
+        finally:  # the worker stops: close the guard's session (made again if the agent restarts)
+            await probes.outbound.close()
+
+    async def _step(batch) -> None:
+        states: dict[bytes, dict] = {}
+        outputs: list[tuple[str, bytes, dict]] = []
+        for event in batch:
+            try:
+                kind, record = codec.decode(event.value)
+            except codec.DecodeError as exc:
+                log.warning("skipping undecodable record: %s", exc)
+                continue
+            state = states.get(event.key) or apps.get(event.key) or D.new_state()
+            outputs += apply(state, kind, record)
+            states[event.key] = state
+            if kind == "app_deployment" and record["probed"]:
+                probes.seen(event.key, record["id"])
+        pending = [await outlets[kind].send(key=key, value=codec.encode(kind, rec), force=True)
+                   for kind, key, rec in outputs]
+        if pending:
+            await asyncio.gather(*pending)
+        for key, state in states.items():
+            apps[key] = state
+        # after the state write, so a result can't be consumed before its "probing"
+        for key, state in states.items():
+            probes.start(key, state)
+
+    @apps.on_recover
+    async def resume_probes():
+        # the in-memory store keeps only this worker's active partitions after recovery
+        for key, state in list(apps.items()):
+            probes.start(key, state)
 
     return apps
 
 
-async def apply(state: dict, kind: str, record: dict) -> list[tuple[str, bytes, dict]]:
-    """Step one application's state by one record; the (kind, key, record)s to produce."""
+def apply(state: dict, kind: str, record: dict) -> list[tuple[str, bytes, dict]]:
+    """Step one application's state by one record; the (kind, key, record)s to produce.
+    Never waits on anything: a health check to run shows as state["probing"]."""
     tenant = record["tenant"]
     key = f"{tenant}/{record['application_id']}".encode()
+    probing = state.setdefault("probing", {})  # states changelogged before health checks moved out
     out = []
+    if kind == "app_deployment" and record["probed"]:
+        waiting = probing.pop(record["id"], None)
+        if waiting is not None:  # else a duplicate (a probe started again after a restart): ignored
+            failure = [record["probe_failure"]] if record["probe_failure"] else []
+            out += _decide(state, key, state["open"][record["id"]], waiting["reasons"] + failure,
+                           waiting["completed_at"])
+        return out
     if kind == "app_deployment":
         if record["status"] == "pending" and record["id"] not in state["open"] and record["id"] not in state["done"]:
             started = {**record, "status": "in_progress", "revision": 1}
@@ -87,17 +153,22 @@ async def apply(state: dict, kind: str, record: dict) -> list[tuple[str, bytes, 
             out += [("app_insight", key, r) for r in I.raise_insights(state, tenant, record["application_id"],
                                                                       found, newest)]
     for dep_id, dep in list(state["open"].items()):
-        if D.due(state, dep["started_at"]):
-            healthy, reasons, measured = D.verdict(state, dep["started_at"], await probe(dep["health_url"]))
-            status = "success" if healthy else "rolled_back" if dep["rollback_on_error"] else "failed"
-            reason = None if healthy else "; ".join(reasons) + ("; rolled back (rollback_on_error)"
-                                                                 if status == "rolled_back" else "")
-            newest = D.newest(state)
-            decided = {**dep, "status": status, "reason": reason, "completed_at": newest, "revision": 2}
-            out.append(("app_deployment", key, decided))
-            if not healthy:
-                out.append(("app_insight", key, I.deployment_insight(tenant, decided, newest)))
-            log.info("deployment %s: %s %s", dep_id, status, json.dumps(measured))
-            del state["open"][dep_id]
-            state["done"] = (state["done"] + [dep_id])[-D.DONE_KEPT:]
+        if dep_id not in probing and D.due(state, dep["started_at"]):
+            healthy, reasons, measured = D.verdict(state, dep["started_at"], None)
+            log.info("deployment %s: metrics %s %s", dep_id, "healthy" if healthy else "unhealthy", measured)
+            if dep["health_url"]:
+                probing[dep_id] = {"reasons": reasons, "completed_at": D.newest(state)}
+            else:
+                out += _decide(state, key, dep, reasons, D.newest(state))
+    return out
+
+
+def _decide(state: dict, key: bytes, dep: dict, reasons: list[str], completed_at: int | None) -> list:
+    decided = D.outcome(dep, reasons, completed_at)
+    out = [("app_deployment", key, decided)]
+    if reasons:
+        out.append(("app_insight", key, I.deployment_insight(dep["tenant"], decided, completed_at)))
+    log.info("deployment %s: %s", dep["id"], decided["status"])
+    del state["open"][dep["id"]]
+    state["done"] = (state["done"] + [dep["id"]])[-D.DONE_KEPT:]
     return out
