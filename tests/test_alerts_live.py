@@ -201,3 +201,95 @@ def test_kill_9_of_worker_and_notifier_in_a_firing_storm_loses_and_doubles_nothi
     assert len(set(ids)) == 100 and {r.json["kind"] for r in hook.requests} == {"firing"}
     twice = {i for i in ids if ids.count(i) > 1}
     assert all(ids.count(i) == 2 for i in twice) and twice <= before_kill  # only what was in flight at the kill
+
+
+def test_agent_rules_ari_policies_silences_and_muted_applications(running_api):
+    from confluent_kafka import Producer
+
+    from pipeline.accounts import tenant_for
+    from pipeline.producer import producer_config
+    from pipeline.topics import ARI_INTERVENTIONS, entity_key
+    from schemas import codec
+
+    with SmtpServer() as smtp:
+        api = running_api(smtp_url=smtp.url)  # so its answers know email is delivered
+        s = api.settings
+        email = "owner@agents.test"
+        key = api.new_key(email)
+        worker = start(s, "worker")
+        notifier = start(s, "notifier", SOPHRA_SMTP_URL=smtp.url, SOPHRA_PUBLIC_URL=api.url)
+        try:
+            with api.client(key) as http, api.client(api.new_key()) as other:
+                budget = http.post("/api/agents/support-bot/alerts", json={
+                    "name": "Token budget", "condition": {"metric": "tokenUsagePercent", "operator": ">=",
+                                                          "threshold": 90},
+                    "actions": [{"type": "email", "recipients": ["ops@company.com"]}]})
+                assert budget.status_code == 201, budget.text
+                budget = budget.json()
+                assert (budget["agent_id"], budget["application_id"], budget["warnings"]) == ("support-bot", None, None)
+                assert other.get("/api/agents/support-bot/alerts").json() == {"alerts": []}  # tenancy
+                assert other.delete(f"/api/agents/support-bot/alerts/{budget['id']}").status_code == 404
+                bad = http.post("/api/agents/support-bot/alerts", json={**REFERENCE_RULE, "condition": {
+                    "metric": "error rate", "operator": ">", "threshold": 1}})
+                assert (bad.status_code, bad.json()["field"]) == (400, "condition.metric")
+                policy = http.post("/api/notifications", json={"min_severity": "medium", "actions": [
+                    {"type": "email", "recipients": ["ari@company.com"]}]})
+                assert policy.status_code == 201 and policy.json()["min_severity"] == "medium"
+                assert [p["id"] for p in http.get("/api/notifications").json()["policies"]] == [policy.json()["id"]]
+                assert other.get("/api/notifications").json() == {"policies": []}
+
+                # A muted application evaluates but does not deliver; a silenced rule neither.
+                muted = http.post("/v1/applications", json={"name": "Muted", "config": {"alerts": False}}).json()["id"]
+                quiet_rule = http.post(f"/v1/applications/{muted}/alerts", json=REFERENCE_RULE).json()
+                loud = http.post("/v1/applications", json={"name": "Loud"}).json()["id"]
+                hushed = http.post(f"/v1/applications/{loud}/alerts", json=REFERENCE_RULE).json()
+                until = iso(time.time_ns() // 1_000_000 + 3_600_000)
+                silenced = http.post(f"/v1/applications/{loud}/alerts/{hushed['id']}/silence", json={"until": until})
+                assert silenced.json()["silenced_until"] == until[:19] + "Z"
+                past = http.post(f"/v1/applications/{loud}/alerts/{hushed['id']}/silence", json={"until": "2020-01-01"})
+                assert (past.status_code, past.json()["field"]) == (400, "until")
+                patched = http.patch(f"/v1/applications/{loud}/alerts/{hushed['id']}",
+                                     json={"condition": {"threshold": 0.1}, "name": "Errors over 10%"})
+                assert (patched.json()["condition"]["threshold"], patched.json()["condition"]["window"],
+                        patched.json()["name"]) == (0.1, "5m", "Errors over 10%")
+                wrong = http.patch(f"/v1/applications/{loud}/alerts/{hushed['id']}",
+                                   json={"condition": {"window": "2d"}})
+                assert (wrong.status_code, wrong.json()["field"]) == (400, "condition.window")
+
+                t0 = minute_ago(5)
+                for app_id in (muted, loud):
+                    assert http.post(f"/v1/applications/{app_id}/metrics",
+                                     json=points("error_rate", t0, [0.5])).status_code == 202
+                assert http.post("/api/vitals", json={"agentId": "support-bot", "agentName": "Production Agent",
+                                                      "metrics": {"tokenConsumption": 95_000}}).status_code == 200
+                tenant = tenant_for(email)
+                p = Producer(producer_config(s.kafka_bootstrap_servers))
+                for severity, n in (("low", 1), ("high", 2)):
+                    iv = {"tenant": tenant, "agent_id": "support-bot", "intervention_id": f"iv_{n}_p1", "protocol": 1,
+                          "severity": severity, "description": "Burnout risk detected — loop frequency spike",
+                          "tokens_saved": 100, "details": "{}", "opened_at": time.time_ns() // 1_000_000,
+                          "closed_at": None, "version": n}
+                    p.produce(s.topic(ARI_INTERVENTIONS.name), key=entity_key(tenant, "support-bot"),
+                              value=codec.encode("ari_intervention", iv))
+                assert p.flush(10) == 0
+
+                mails = smtp.wait_for(2, 60)
+                time.sleep(2)
+                assert sorted((m.message["Subject"], tuple(m.rcpt_tos)) for m in smtp.messages) == [
+                    ("[ARI HIGH] Burnout risk detected — loop frequency spike — support-bot", ("ari@company.com",)),
+                    ("[FIRING] Token budget — Production Agent", ("ops@company.com",))]
+                assert f"Link: {api.url}/api/agents/support-bot\n" in [
+                    m for m in mails if "Token" in m.message["Subject"]][0].message.get_body(("plain",)).get_content()
+
+                def outcome(app_id, rule_id):
+                    d = http.get(f"/v1/applications/{app_id}/alerts/{rule_id}/history").json()["deliveries"]
+                    return [(x["outcome"], x["error"]) for x in d] or None
+                assert eventually(lambda: outcome(muted, quiet_rule["id"]), 30) == [
+                    ("suppressed", "alerts are off for this application (config.alerts is false)")] * 2
+                assert eventually(lambda: outcome(loud, hushed["id"]), 30) == [
+                    ("suppressed", f"silenced until {until[:19]}Z")] * 2
+                states = {a["id"]: a["state"] for a in http.get(f"/v1/applications/{loud}/alerts").json()["alerts"]}
+                assert states == {hushed["id"]: "firing"}  # silenced, still tracked
+        finally:
+            terminate(notifier)
+            terminate(worker)

@@ -260,7 +260,7 @@ class Notifier:
         if n.rule_id:
             rule = self.rules.get(tenant, n.rule_id)
             if rule and rule["silenced_until"] and rule["silenced_until"] > _now():
-                return f"silenced until {iso(rule['silenced_until'])}"
+                return f"silenced until {iso(rule['silenced_until'] // 1000 * 1000)}"  # as the api shows it
         if n.subject_kind == "application":
             app = self.apps.get(tenant, n.subject_id)
             if app and json.loads(app["config"]).get("alerts") is False:
