@@ -10,8 +10,12 @@ DOCUMENTED = {
     ("get", "/api/agents/{agent_id}/ari"),
     ("post", "/v1/applications"), ("get", "/v1/applications"), ("get", "/v1/applications/{app_id}"),
     ("patch", "/v1/applications/{app_id}"), ("delete", "/v1/applications/{app_id}"),
-    ("post", "/v1/applications/{app_id}/alerts"), ("get", "/v1/applications/{app_id}/alerts"),
-    ("delete", "/v1/applications/{app_id}/alerts/{alert_id}"),
+    *((m, f"{base}/alerts{tail}") for base in ("/v1/applications/{app_id}", "/api/agents/{agent_id}")
+      for m, tail in (("post", ""), ("get", ""), ("patch", "/{alert_id}"), ("delete", "/{alert_id}"),
+                      ("post", "/{alert_id}/silence"), ("get", "/{alert_id}/history"))),
+    ("post", "/api/notifications"), ("get", "/api/notifications"), ("patch", "/api/notifications/{policy_id}"),
+    ("delete", "/api/notifications/{policy_id}"),
+    ("put", "/v1/integrations/slack"), ("get", "/v1/integrations/slack"), ("delete", "/v1/integrations/slack"),
     ("post", "/v1/applications/{app_id}/deployments"), ("get", "/v1/applications/{app_id}/deployments"),
     ("post", "/v1/applications/{app_id}/metrics"), ("get", "/v1/applications/{app_id}/metrics"),
     ("get", "/v1/applications/{app_id}/insights"), ("get", "/v1/applications/{app_id}/predictions"),
@@ -28,7 +32,7 @@ def test_every_route_has_request_and_response_models(running_api):
         if "204" not in op["responses"]:
             ok = next(op["responses"][c] for c in ("200", "201", "202") if c in op["responses"])
             assert "$ref" in ok["content"]["application/json"]["schema"], (method, path)
-        if method in ("post", "patch"):
+        if method in ("post", "patch", "put"):
             assert "$ref" in op["requestBody"]["content"]["application/json"]["schema"], (method, path)
         for code, response in op["responses"].items():
             assert code != "422", (method, path)  # never sent: bad input is a 400 naming the field
