@@ -29,7 +29,7 @@ def start(s, command: str, **env) -> subprocess.Popen:
            "SOPHRA_WORKER_ID": s.worker_id, "SOPHRA_NOTIFIER_GROUP": "notifier-" + s.worker_id,
            "SOPHRA_OUTBOUND_ALLOW": "127.0.0.0/8", "SOPHRA_NOTIFY_RETRY_BASE_MS": "200", **env}
     return subprocess.Popen([sys.executable, "-m", "sophra", command], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=open(s.data_dir / f"{command}.log", "ab"), stderr=subprocess.STDOUT)
 
 
 def iso(ms: int) -> str:
@@ -105,8 +105,12 @@ def test_rules_fire_resolve_go_quiet_and_deliver_exactly_once(running_api):
                 # The error rate drops: its window leaves the spike at t0 + 6 min, resolved once.
                 assert http.post(f"/v1/applications/{app_id}/metrics",
                                  json=points("error_rate", t0 + 6 * MIN, [0.0, 0.01])).status_code == 202
-                mails = smtp.wait_for(3, 60)
+                def mail(subject: str) -> list:
+                    return [m for m in smtp.messages if m.message["Subject"] == subject]
+                assert eventually(lambda: mail("[RESOLVED] High Error Rate — My Application"), 60)
+                assert eventually(lambda: mail("[FIRING] Slow — My Application"), 60)
                 assert eventually(lambda: len(hook.requests) == 4, 30)
+                mails = smtp.messages
                 resolved = [m for m in mails if m.message["Subject"].startswith("[RESOLVED]")]
                 assert [m.message["Subject"] for m in resolved] == ["[RESOLVED] High Error Rate — My Application"]
                 assert resolved[0].message.get_body(("plain",)).get_content() == (
@@ -293,3 +297,37 @@ def test_agent_rules_ari_policies_silences_and_muted_applications(running_api):
         finally:
             terminate(notifier)
             terminate(worker)
+
+
+def test_a_restarted_worker_keeps_a_pending_rule_pending(running_api):
+    """for=3m: pending from t0; the worker restarts; points up to t0+3m fire it at t0+3m,
+    as if it had never stopped (a worker that forgot would restart pending later)."""
+    api = running_api()
+    s = api.settings
+    worker = start(s, "worker")
+    try:
+        with api.client() as http:
+            app_id = http.post("/v1/applications", json={"name": "shop"}).json()["id"]
+            rule = http.post(f"/v1/applications/{app_id}/alerts", json={
+                **REFERENCE_RULE, "for": "3m"}).json()  # 5m window: 5 s buckets, each point evaluated at its time
+            t0 = minute_ago(10)
+            assert http.post(f"/v1/applications/{app_id}/metrics",
+                             json=points("error_rate", t0, [0.5] * 7, step=15 * SEC)).status_code == 202
+
+            def state():
+                alerts = http.get(f"/v1/applications/{app_id}/alerts").json()["alerts"]
+                return alerts[0]["state"], alerts[0]["since"]
+            assert eventually(lambda: state()[0] == "pending", 60)
+            assert state()[1] == iso(t0)[:19] + "Z"
+            assert terminate(worker) == 0
+            worker = start(s, "worker")
+            assert http.post(f"/v1/applications/{app_id}/metrics",
+                             json=points("error_rate", t0 + 2 * MIN, [0.5] * 5, step=15 * SEC)).status_code == 202
+            assert eventually(lambda: state()[0] == "firing", 120), (state(), http.get(
+                f"/v1/applications/{app_id}/alerts/{rule['id']}/history").json())
+            assert state()[1] == iso(t0 + 3 * MIN)[:19] + "Z"
+            history = http.get(f"/v1/applications/{app_id}/alerts/{rule['id']}/history").json()
+            assert [(t["previous_state"], t["state"]) for t in history["transitions"]] == [
+                ("pending", "firing"), ("ok", "pending")]
+    finally:
+        terminate(worker)

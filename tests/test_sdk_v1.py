@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api.rules import NO_SLACK_WARNING, NO_SMTP_WARNING
 from pipeline import quota
 from pipeline.accounts import tenant_for
 from pipeline.quota import set_plan
@@ -53,9 +54,24 @@ console.log(apps);
 REFERENCE_RULE = {"name": "High Error Rate", "condition": {"metric": "error_rate", "operator": ">", "threshold": 0.05},
                   "actions": [{"type": "email", "recipients": ["admin@company.com"]},
                               {"type": "slack", "channel": "#alerts"}]}
-STORED_RULE = {"name": "High Error Rate", "enabled": True,
-               "condition": {"metric": "error_rate", "operator": ">", "threshold": 0.05, "window": "5m"},
-               "actions": REFERENCE_RULE["actions"]}
+STORED_RULE = {"name": "High Error Rate", "enabled": True, "agent_id": None,
+               "condition": {"metric": "error_rate", "operator": ">", "threshold": 0.05, "window": "5m",
+                             "aggregation": "mean"},
+               "actions": REFERENCE_RULE["actions"], "for": "0m", "repeat_interval": "4h", "silenced_until": None,
+               "updated_at": None, "state": "ok", "value": None, "evaluated_at": None,
+               # the test api has no SMTP server and the account no Slack token
+               "warnings": [NO_SMTP_WARNING, NO_SLACK_WARNING]}
+
+
+def stored_rule(rule: dict, app_id: str) -> dict:
+    """The created rule as answered: STORED_RULE with its id and times (new: in state ok since creation)."""
+    assert rule["since"] == rule["created_at"]
+    return {"id": rule["id"], "application_id": app_id, **STORED_RULE, "created_at": rule["created_at"],
+            "since": rule["since"]}
+
+
+def listed(rule: dict) -> dict:
+    return {**rule, "warnings": None}  # warnings come with the answer to a write only
 UNAUTHORIZED = {"status": 401, "error": "Clé API invalide ou expirée",
                 "message": "Clé API invalide ou expirée. Obtenez la vôtre sur /onboarding.html",
                 "field": None, "retry_after": None}
@@ -256,9 +272,9 @@ def test_python_sdk_round_trip(running_api, monkeypatch, test_plan):
 
     # alerts
     rule = client.alerts.create(shop["id"], **REFERENCE_RULE)
-    assert rule == {"id": rule["id"], "application_id": shop["id"], **STORED_RULE, "created_at": rule["created_at"]}
+    assert rule == stored_rule(rule, shop["id"])
     assert rule["id"].startswith("alert_")
-    assert client.alerts.list(shop["id"]) == {"alerts": [rule]}
+    assert client.alerts.list(shop["id"]) == {"alerts": [listed(rule)]}
     assert client.alerts.delete(shop["id"], rule["id"]) is None
     assert client.alerts.list(shop["id"]) == {"alerts": []}
     assert sdk_error(lambda: client.alerts.delete(shop["id"], rule["id"])) == {
@@ -490,8 +506,9 @@ def test_javascript_sdk_round_trip(running_api, tmp_path, test_plan):
         {"timestamp": iso(minute), "value": 175.25}, {"timestamp": iso(minute + 60_000), "value": 600}]}
 
     rule = out["alert"]
-    assert rule == {"id": rule["id"], "application_id": shop["id"], **STORED_RULE, "created_at": rule["created_at"]}
-    assert (out["alerts"], out["alertDeleted"], out["alertsAfter"]) == ({"alerts": [rule]}, None, {"alerts": []})
+    assert rule == stored_rule(rule, shop["id"])
+    assert (out["alerts"], out["alertDeleted"], out["alertsAfter"]) == ({"alerts": [listed(rule)]}, None,
+                                                                        {"alerts": []})
     deployment = out["deployment"]
     assert deployment == {"id": deployment["id"], "version": "v2.0.0", "status": "pending",
                           "started_at": deployment["started_at"], "completed_at": None, "changes": ["one", "two"],

@@ -30,7 +30,8 @@ def processes_with_env(marker: str) -> list[int]:
 
 def test_up_serves_the_vitals_path_and_ctrl_c_stops_every_part(tmp_path):
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "CLICKHOUSE_URL")}
+    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "CLICKHOUSE_URL",
+                                                             "SOPHRA_SMTP_URL")}
     env.update(SOPHRA_DATA_DIR=str(tmp_path / "data"), SOPHRA_PORT=str(port))
     marker = f"SOPHRA_DATA_DIR={tmp_path / 'data'}"
     up = subprocess.Popen([sys.executable, "-m", "sophra", "up"], env=env, stdout=subprocess.PIPE,
@@ -42,7 +43,9 @@ def test_up_serves_the_vitals_path_and_ctrl_c_stops_every_part(tmp_path):
             if "Sophra is up at" in line:
                 break
         assert re.search(rf"Sophra is up at http://127\.0\.0\.1:{port} ", line), "".join(seen)
-        assert len(processes_with_env(marker)) == 3  # supervisor+api, broker, worker
+        assert len(processes_with_env(marker)) == 4  # supervisor+api, broker, worker, notifier
+        # without SOPHRA_SMTP_URL, how to set it is said once, right after the URL
+        assert next(up.stdout).startswith("Email alerts are not delivered until SOPHRA_SMTP_URL is set, e.g. ")
 
         key = httpx.post(f"http://127.0.0.1:{port}/api/keys", json={"email": "up@test.sophra"}).json()["key"]
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}) as http:
@@ -56,7 +59,7 @@ def test_up_serves_the_vitals_path_and_ctrl_c_stops_every_part(tmp_path):
                 assert http.post("/api/vitals", json={"agentId": f"more-{i}"}).status_code == 200
             assert eventually(lambda: http.get("/api/agents/more-19/vitals").status_code == 200, 10)
             time.sleep(1)
-            assert up.poll() is None and len(processes_with_env(marker)) == 3
+            assert up.poll() is None and len(processes_with_env(marker)) == 4
     except Exception:
         worker_log = (tmp_path / "data" / "worker.log")
         print("".join(seen), worker_log.read_text()[-3000:] if worker_log.exists() else "")
@@ -65,5 +68,5 @@ def test_up_serves_the_vitals_path_and_ctrl_c_stops_every_part(tmp_path):
         up.send_signal(signal.SIGINT)  # what Ctrl-C delivers to the foreground process
         rest = up.communicate(timeout=60)[0]
     assert up.returncode == 0, rest
-    assert "Sophra stopped." in rest
+    assert "Sophra stopped." in rest and "SOPHRA_SMTP_URL is set" not in rest  # said once
     assert eventually(lambda: processes_with_env(marker) == [], 10) == True

@@ -100,7 +100,14 @@ class Notifier:
                 good = [m for m in msgs if not m.error()]
                 if not good:
                     continue
-                await asyncio.gather(*(self._take(m) for m in good))
+                fresh: dict[str, dict] = {}
+                for m in good:  # one outbox entry per delivery id, however often a batch repeats it
+                    for state in self._deliveries(m):
+                        fresh.setdefault(state["delivery_id"], state)
+                await asyncio.gather(*(self._save(st) for st in fresh.values()))
+                for st in fresh.values():
+                    if st["source"] in self.owned:
+                        self._schedule(st)
                 offsets = {}
                 for m in good:
                     offsets[(m.topic(), m.partition())] = m.offset() + 1
@@ -135,18 +142,19 @@ class Notifier:
                 task.cancel()
 
     # -- reading notifications -------------------------------------------------------
-    async def _take(self, msg) -> None:
+    def _deliveries(self, msg) -> list[dict]:
+        """The new deliveries (outbox states) a source record asks for."""
         try:
             kind, record = codec.decode(msg.value())
         except codec.DecodeError as exc:
             log.warning("skipping undecodable record: %s", exc)
-            return
+            return []
         if kind == "alert_transition":
             wanted = self._from_transition(record)
         elif kind == "ari_intervention":
             wanted = self._from_intervention(record)
         else:
-            return
+            return []
         source = f"{msg.topic()}/{msg.partition()}"
         now = _now()
         fresh = []
@@ -157,10 +165,7 @@ class Notifier:
             stale = now - born > STALE_MS
             fresh.append(state_record(tenant, did, source, n, action, status="pending", attempts=0,
                                       next_at=now, first_at=now, outcome="stale" if stale else None))
-        await asyncio.gather(*(self._save(st) for st in fresh))
-        for st in fresh:
-            if source in self.owned:
-                self._schedule(st)
+        return fresh
 
     def _from_transition(self, r: dict) -> list:
         if r["notify"] is None:

@@ -8,21 +8,11 @@ pending, and only the one attempt in flight at a kill can be repeated.
 """
 import json
 
-from schemas import codec
-
-from ..topic_table import TopicTable
+from ..applications import ConfigRegistry
 
 
-class DeliveryBook(TopicTable):
-    def __init__(self, bootstrap: str, topic: str):
-        self.by_id: dict[str, dict] = {}
-        super().__init__(bootstrap, topic, self._put)
-
-    def _put(self, key: bytes, value: bytes | None) -> None:
-        if value is None:
-            self.by_id.pop(key.decode(), None)
-        else:
-            self.remember(codec.decode(value)[1])
+class DeliveryBook(ConfigRegistry):
+    """The outbox in memory, by delivery id (a compacted topic, like the config records)."""
 
     def remember(self, state: dict) -> None:
         # Our own writes are remembered at once; the reader applies the same records
