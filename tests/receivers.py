@@ -94,6 +94,8 @@ class _SmtpHandler:
 
     async def handle_DATA(self, server, session, envelope):
         o = self.owner
+        if o.delay_s:  # a slow server: the message is accepted only after this long
+            await asyncio.sleep(o.delay_s)
         with o._lock:
             if o.failed < o.fail_times:
                 o.failed += 1
@@ -114,14 +116,15 @@ class SmtpServer:
     user/password: AUTH required (PLAIN/LOGIN). starttls: a TlsCertificate to offer
     STARTTLS with (AUTH then needs TLS first). implicit_tls: a TlsCertificate to speak TLS
     from the first byte (smtps://). fail_times/fail_reply: answer DATA with fail_reply that
-    many times before accepting. refuse: {address: reply} refused at RCPT.
+    many times before accepting. refuse: {address: reply} refused at RCPT. delay_s: wait
+    that long before answering DATA.
     Attributes may be changed while it runs."""
 
     def __init__(self, *, user: str | None = None, password: str | None = None,
                  starttls: TlsCertificate | None = None, implicit_tls: TlsCertificate | None = None,
                  fail_times: int = 0, fail_reply: str = "451 4.3.0 Try again later",
-                 refuse: dict[str, str] | None = None):
-        self.user, self.password = user, password
+                 refuse: dict[str, str] | None = None, delay_s: float = 0.0):
+        self.user, self.password, self.delay_s = user, password, delay_s
         self.fail_times, self.fail_reply, self.failed = fail_times, fail_reply, 0
         self.refuse = dict(refuse or {})
         self.messages: list[ReceivedMail] = []

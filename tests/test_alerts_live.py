@@ -331,3 +331,24 @@ def test_a_restarted_worker_keeps_a_pending_rule_pending(running_api):
                 ("pending", "firing"), ("ok", "pending")]
     finally:
         terminate(worker)
+
+
+def test_a_slow_mail_server_does_not_hold_up_slack(running_api):
+    with SmtpServer(delay_s=15) as smtp, HttpReceiver() as slack:
+        api = running_api(smtp_url=smtp.url)
+        s = api.settings
+        worker = start(s, "worker")
+        notifier = start(s, "notifier", SOPHRA_SMTP_URL=smtp.url, SOPHRA_SLACK_API_URL=slack.url)
+        try:
+            with api.client() as http:
+                http.put("/v1/integrations/slack", json={"bot_token": "xoxb-test-token"})
+                app_id = http.post("/v1/applications", json={"name": "My Application"}).json()["id"]
+                http.post(f"/v1/applications/{app_id}/alerts", json=REFERENCE_RULE)
+                http.post(f"/v1/applications/{app_id}/metrics", json=points("error_rate", minute_ago(3), [0.5]))
+                assert eventually(lambda: slack.requests, 60)
+                assert smtp.messages == []  # the email is still being accepted, and Slack did not wait for it
+                assert [m.message["Subject"] for m in smtp.wait_for(1, 30)] == [
+                    "[FIRING] High Error Rate — My Application"]
+        finally:
+            terminate(notifier)
+            terminate(worker)
