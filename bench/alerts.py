@@ -3,9 +3,7 @@ one worker does.
 
 Setup: a local broker (deploy/local_kafka.py) in a temp dir with a fresh topic prefix;
 `sophra api --with-sink`, `sophra worker` and `sophra notifier` as subprocesses (logs in
-the temp dir). The worker is started once before, only until Faust has created its
-changelog topics (a fresh worker id's first start can crash on its first table write:
-see first_worker_start; --single-start skips this). An SMTP server (aiosmtpd) in this
+the temp dir). An SMTP server (aiosmtpd) in this
 process on loopback, SOPHRA_SMTP_URL pointing at it. Through the api: one key (put on the enterprise plan with `sophra plan`,
 so the bench is not refused by the quota), --apps applications and --rules rules spread
 evenly over them: rule k of an application watches the custom metric bench_m<k>,
@@ -42,7 +40,6 @@ evenly over them: rule k of an application watches the custom metric bench_m<k>,
      before the others goes no_data meanwhile (reported as transitions); that is right.
 
 Usage: python bench/alerts.py [--rules 1000] [--apps 100] [--batches 200] [--timeout 600] [--keep]
-                             [--single-start]
 """
 import argparse
 import asyncio
@@ -373,33 +370,6 @@ class Stack:
         self.kafka.stop()
 
 
-CHANGELOGS = ("agent_state", "app_state", "application_alert_state", "agent_alert_state", "api_usage")
-
-
-def first_worker_start(stack: Stack, deadline: Deadline) -> dict:
-    """Start the worker once, before anything else, until Faust has created its changelog
-    topics, and stop it. A fresh worker id's first start creates them and then asks for
-    their metadata; when a topic is not visible yet, the worker's first write to that table
-    raises TypeError in aiokafka's partitioner and the worker dies (seen in this bench). The
-    measured worker is the second start, on topics that exist, like any restarted worker.
-    Returns what the first start logged about it."""
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({"bootstrap.servers": stack.bootstrap})
-    names = {f"{stack.env['SOPHRA_WORKER_ID']}-{t}-changelog" for t in CHANGELOGS}
-    stack.spawn("worker-first-start", "worker")
-    while not names <= set(admin.list_topics(timeout=10).topics):
-        stack.check_alive()
-        deadline.check("waiting for the worker's changelog topics")
-        time.sleep(0.25)
-    time.sleep(3)
-    code = stack.stop("worker-first-start")
-    text = (stack.workdir / "worker-first-start.log").read_text(errors="replace")
-    missing = sorted({line.split("Topic ", 1)[1].split(" not found")[0] for line in text.splitlines()
-                      if "not found in cluster metadata" in line})
-    return {"exit": code, "missing_changelogs": missing}
-
-
 def wait_api(stack: Stack, deadline: Deadline) -> None:
     while True:
         try:
@@ -675,9 +645,6 @@ def main() -> int:
     ap.add_argument("--email-timeout", type=float, default=120, help="seconds to wait for every email")
     ap.add_argument("--timeout", type=float, default=600, help="budget for the whole run, seconds")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, broker data)")
-    ap.add_argument("--single-start", action="store_true",
-                    help="measure the worker's first start (no throwaway start that creates its changelog topics; "
-                         "exposed to the crash described in first_worker_start)")
     args = ap.parse_args()
     if args.rules % args.apps or args.rules < args.apps:
         raise SystemExit("--rules must be a multiple of --apps")
@@ -701,17 +668,12 @@ def main() -> int:
     smtp.start()
     stack = Stack(workdir, f"smtp://127.0.0.1:{smtp_port}")
     problems = {}
-    first = None
     failed = None
     lat = wk = None
     try:
         bootstrap = stack.start_broker()
         print(f"broker {bootstrap}, topic prefix {stack.prefix}, logs in {workdir}", flush=True)
         t = time.monotonic()
-        if not args.single_start:
-            first = first_worker_start(stack, deadline)
-            print(f"worker first start (creates its changelog topics): exit {first['exit']}, changelog topics "
-                  f"not in its metadata: {', '.join(first['missing_changelogs']) or 'none'}", flush=True)
         stack.spawn("api", "api", "--with-sink")
         stack.spawn("worker", "worker")
         stack.spawn("notifier", "notifier")
@@ -767,9 +729,6 @@ def main() -> int:
                          f"{wk['statuses']:,} statuses, {wk['transitions']} transitions "
                          f"{json.dumps(wk['transition_kinds'], ensure_ascii=False) if wk['transitions'] else ''}"),
         ]
-    if first:
-        rows.append(("worker first start (throwaway)", f"exit {first['exit']}; changelog topics missing from its "
-                     f"metadata: {', '.join(m.split('-', 1)[1] for m in first['missing_changelogs']) or 'none'}"))
     for name, p in problems.items():
         rows.append((f"{name} log", f"exit {p['exit']}, {p['errors']} error lines, {p['warnings']} warning lines"))
     width = max(len(r[0]) for r in rows) if rows else 10
@@ -788,7 +747,6 @@ def main() -> int:
                "engine": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in engine.items()},
                "worker": wk and {k: (round(v, 3) if isinstance(v, float) else v) for k, v in wk.items()},
                "worker_over_engine": round(wk["rate"] / engine["rate"], 4) if wk else None,
-               "worker_first_start": first,
                "logs": {n: {k: v for k, v in p.items() if k != "samples"} for n, p in problems.items()},
                "failed": failed}
     print(json.dumps(summary, ensure_ascii=False))

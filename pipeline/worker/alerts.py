@@ -21,7 +21,7 @@ from schemas import codec
 
 from ..alerts.evaluate import new_state, observe, tick, vital_points
 from ..alerts.rulebook import RuleBook
-from ..topics import AGENT_VITALS, APP_ALERT_STATUS, APP_ALERTS, APP_METRICS
+from ..topics import AGENT_VITALS, APP_ALERT_STATUS, APP_ALERTS, APP_METRICS, TopicSpec
 
 log = logging.getLogger("sophra.worker.alerts")
 
@@ -36,6 +36,18 @@ def _now() -> int:
 
 def _partition(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions  # Kafka's default partitioner, as every producer here
+
+
+SOURCES = {"application": APP_METRICS, "agent": AGENT_VITALS}
+
+
+def changelogs(worker_id: str) -> list[TopicSpec]:
+    """The alert tables' changelog topics, as Faust names and configures them. The worker
+    creates them before Faust starts: the clock writes to the tables outside any stream,
+    where Faust finds a key's partition in its consumer's metadata, and on a first start
+    a topic Faust has only just created may not be there yet (the write then fails)."""
+    return [TopicSpec(f"{worker_id}-{scope}_alert_state-changelog", partitions=spec.partitions, retention_ms=-1,
+                      compacted=True) for scope, spec in SOURCES.items()]
 
 
 def register(app: faust.App, settings, raw: dict, book: RuleBook) -> dict[str, faust.Table]:
@@ -92,9 +104,9 @@ def register(app: faust.App, settings, raw: dict, book: RuleBook) -> dict[str, f
         app.agent(app.topic(topic_name, partitions=spec.partitions, **raw), name=evaluate.__name__)(evaluate)
         return table
 
-    app_table = evaluator("application", APP_METRICS, "app_metric_batch",
+    app_table = evaluator("application", SOURCES["application"], "app_metric_batch",
                           lambda r: [(p["metric"], p["value"], p["timestamp"]) for p in r["points"]])
-    agent_table = evaluator("agent", AGENT_VITALS, "agent_vital", vital_points)
+    agent_table = evaluator("agent", SOURCES["agent"], "agent_vital", vital_points)
 
     @app.timer(interval=TICK_S)
     async def alert_clock():

@@ -106,6 +106,7 @@ async def _deliver(outputs: dict, interventions, statuses) -> None:
 def run(settings: Settings, bootstrap: str, loglevel: str = "warn") -> None:
     """Run the worker in the foreground until SIGINT/SIGTERM."""
     ensure_topics(bootstrap, settings.topic_prefix)
+    ensure_topics(bootstrap, specs=alerts.changelogs(settings.worker_id))
     # Every rule is known before the first record is evaluated; the book then follows the topic.
     rules = RuleBook(bootstrap, settings.topic(ALERT_RULES.name)).start()
     app = create_app(settings, bootstrap, rules)
