@@ -70,7 +70,7 @@ def stored_rule(rule: dict, app_id: str) -> dict:
             "since": rule["since"]}
 
 
-def listed(rule: dict) -> dict:
+def as_listed(rule: dict) -> dict:
     return {**rule, "warnings": None}  # warnings come with the answer to a write only
 UNAUTHORIZED = {"status": 401, "error": "Clé API invalide ou expirée",
                 "message": "Clé API invalide ou expirée. Obtenez la vôtre sur /onboarding.html",
@@ -274,7 +274,7 @@ def test_python_sdk_round_trip(running_api, monkeypatch, test_plan):
     rule = client.alerts.create(shop["id"], **REFERENCE_RULE)
     assert rule == stored_rule(rule, shop["id"])
     assert rule["id"].startswith("alert_")
-    assert client.alerts.list(shop["id"]) == {"alerts": [listed(rule)]}
+    assert client.alerts.list(shop["id"]) == {"alerts": [as_listed(rule)]}
     assert client.alerts.delete(shop["id"], rule["id"]) is None
     assert client.alerts.list(shop["id"]) == {"alerts": []}
     assert sdk_error(lambda: client.alerts.delete(shop["id"], rule["id"])) == {
@@ -507,7 +507,7 @@ def test_javascript_sdk_round_trip(running_api, tmp_path, test_plan):
 
     rule = out["alert"]
     assert rule == stored_rule(rule, shop["id"])
-    assert (out["alerts"], out["alertDeleted"], out["alertsAfter"]) == ({"alerts": [listed(rule)]}, None,
+    assert (out["alerts"], out["alertDeleted"], out["alertsAfter"]) == ({"alerts": [as_listed(rule)]}, None,
                                                                         {"alerts": []})
     deployment = out["deployment"]
     assert deployment == {"id": deployment["id"], "version": "v2.0.0", "status": "pending",
