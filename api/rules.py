@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
 
 from pipeline.accounts import EMAIL
 from pipeline.alerts.conditions import (AGENT_METRIC_NAME, AGGREGATIONS, DEFAULT_AGGREGATION, DEFAULT_REPEAT,
-                                        DEFAULT_WINDOW, duration_ms, window_ms)
+                                        DEFAULT_WINDOW, duration_ms, window_ms, without_secrets)
 from pipeline.applications import ConfigRegistry
 from pipeline.outbound import Outbound, OutboundBlocked
 
@@ -218,11 +218,12 @@ def _duration(ms: int) -> str:
     return f"{ms // 1000}s" if ms else "0m"
 
 
-def checked_actions(request: Request, actions: list, field: str = "actions") -> tuple[list[dict], list[dict]]:
-    """(stored actions, the same as answered): URLs checked by the outbound guard, webhook
-    secrets generated where missing; the answer shows a secret only when this request set it."""
+def checked_actions(request: Request, actions: list, field: str = "actions") -> list[dict]:
+    """The actions to store: URLs checked by the outbound guard, webhook secrets generated
+    where missing. The answer to the request that set them shows them whole, secrets too;
+    every other answer without secrets."""
     guard: Outbound = request.app.state.outbound
-    stored, shown = [], []
+    stored = []
     for i, action in enumerate(actions):
         a = action.model_dump(mode="json", exclude_none=True)
         for key in ("url", "webhook_url"):
@@ -234,12 +235,7 @@ def checked_actions(request: Request, actions: list, field: str = "actions") -> 
         if a["type"] == "webhook" and "secret" not in a:
             a["secret"] = "whsec_" + secrets.token_urlsafe(24)
         stored.append(a)
-        shown.append(a)
-    return stored, shown
-
-
-def public_actions(actions: list[dict]) -> list[dict]:
-    return [{k: v for k, v in a.items() if k != "secret"} for a in actions]
+    return stored
 
 
 def warnings(request: Request, tenant: str, actions: list[dict]) -> list[str] | None:
@@ -257,7 +253,7 @@ def _now() -> int:
 
 
 async def create(request: Request, tenant: str, body: RuleCreate, *, scope: str, subject_id: str) -> RuleOut:
-    stored, shown = checked_actions(request, body.actions)
+    stored = checked_actions(request, body.actions)
     record = {"tenant": tenant, "id": "alert_" + secrets.token_hex(8),
               "application_id": subject_id if scope == "application" else "",
               "name": body.name, "condition": body.condition.model_dump_json(), "actions": json.dumps(stored),
@@ -265,7 +261,7 @@ async def create(request: Request, tenant: str, body: RuleCreate, *, scope: str,
               "agent_id": subject_id if scope == "agent" else None, "for_ms": duration_ms(body.for_),
               "repeat_interval_ms": duration_ms(body.repeat_interval), "silenced_until": None, "updated_at": None}
     await write_config(request.app.state.producer, rules(request), "alert_rule", record["id"], record)
-    return out(record, None, shown=shown, warn=warnings(request, tenant, stored))
+    return out(record, None, shown=stored, warn=warnings(request, tenant, stored))
 
 
 def find(request: Request, tenant: str, alert_id: str, *, scope: str, subject_id: str) -> dict:
@@ -297,8 +293,8 @@ async def update(request: Request, tenant: str, rule: dict, body: RulePatch, con
             err = exc.errors()[0]
             raise invalid("condition." + ".".join(str(p) for p in err["loc"]), err["msg"]) from None
     if body.actions is not None:
-        stored, shown = checked_actions(request, body.actions)
-        changes["actions"] = json.dumps(stored)
+        shown = checked_actions(request, body.actions)
+        changes["actions"] = json.dumps(shown)
     if body.enabled is not None:
         changes["enabled"] = body.enabled
     if body.for_ is not None:
@@ -351,7 +347,7 @@ def out(r: dict, status: dict | None, *, shown: list[dict] | None = None, warn: 
         state, since, value, at = status["state"], status["since"], status["value"], status["at"]
     subject = {"agent_id": r["agent_id"]} if r["scope"] == "agent" else {"application_id": r["application_id"]}
     return RuleOut(id=r["id"], **subject, name=r["name"], condition=json.loads(r["condition"]),
-                   actions=shown if shown is not None else public_actions(json.loads(r["actions"])),
+                   actions=shown if shown is not None else without_secrets(json.loads(r["actions"])),
                    enabled=r["enabled"], repeat_interval=_duration(r["repeat_interval_ms"]),
                    silenced_until=iso_s(r["silenced_until"]) if r["silenced_until"] else None,
                    created_at=iso_s(r["created_at"]), updated_at=iso_s(r["updated_at"]) if r["updated_at"] else None,

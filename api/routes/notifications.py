@@ -13,6 +13,7 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline.alerts.conditions import without_secrets
 from pipeline.applications import ConfigRegistry
 
 from .. import rules as R
@@ -85,7 +86,7 @@ def _now() -> int:
 
 def _out(p: dict, shown: list[dict] | None = None, warn: list[str] | None = None) -> PolicyOut:
     return PolicyOut(id=p["id"], name=p["name"], min_severity=p["min_severity"], agent_id=p["agent_id"],
-                     actions=shown if shown is not None else R.public_actions(json.loads(p["actions"])),
+                     actions=shown if shown is not None else without_secrets(json.loads(p["actions"])),
                      enabled=p["enabled"], created_at=iso_s(p["created_at"]),
                      updated_at=iso_s(p["updated_at"]) if p["updated_at"] else None, warnings=warn)
 
@@ -103,12 +104,12 @@ async def _write(request: Request, record: dict | None, policy_id: str) -> None:
 
 @router.post("/api/notifications", status_code=201, response_model=PolicyOut, responses=_ERRORS)
 async def create_policy(body: PolicyCreate, request: Request, tenant: Tenant) -> PolicyOut:
-    stored, shown = R.checked_actions(request, body.actions)
+    stored = R.checked_actions(request, body.actions)
     record = {"tenant": tenant, "id": "ntf_" + secrets.token_hex(8), "name": body.name,
               "min_severity": body.min_severity, "agent_id": body.agent_id, "actions": json.dumps(stored),
               "enabled": body.enabled, "created_at": _now(), "updated_at": None}
     await _write(request, record, record["id"])
-    return _out(record, shown, R.warnings(request, tenant, stored))
+    return _out(record, stored, R.warnings(request, tenant, stored))
 
 
 @router.get("/api/notifications", response_model=PolicyList, responses=_ERRORS)
@@ -121,8 +122,8 @@ async def update_policy(policy_id: str, body: PolicyPatch, request: Request, ten
     policy = _find(request, tenant, policy_id)
     changes, shown = body.model_dump(exclude_none=True, exclude={"actions"}), None
     if body.actions is not None:
-        stored, shown = R.checked_actions(request, body.actions)
-        changes["actions"] = json.dumps(stored)
+        shown = R.checked_actions(request, body.actions)
+        changes["actions"] = json.dumps(shown)
     record = {**policy, **changes, "updated_at": _now()}
     await _write(request, record, policy_id)
     return _out(record, shown, R.warnings(request, tenant, json.loads(record["actions"])))

@@ -80,9 +80,10 @@ class Rule:
                    operator=c["operator"], threshold=float(c["threshold"]), window=window,
                    window_ms=window_ms(window), aggregation=c.get("aggregation") or DEFAULT_AGGREGATION,
                    for_ms=r.get("for_ms", 0), repeat_ms=r.get("repeat_interval_ms", duration_ms(DEFAULT_REPEAT)),
-                   actions=_without_secrets(r["actions"]), enabled=r.get("enabled", True))
+                   actions=json.dumps(without_secrets(json.loads(r["actions"]))), enabled=r.get("enabled", True))
 
 
-def _without_secrets(actions: str) -> str:
-    """The actions as transitions carry them (and ClickHouse keeps them): no webhook secret."""
-    return json.dumps([{k: v for k, v in a.items() if k != "secret"} for a in json.loads(actions)])
+def without_secrets(actions: list[dict]) -> list[dict]:
+    """Actions as anyone may see them: in api answers, and in transitions (which ClickHouse
+    keeps); a webhook's secret stays with the rule."""
+    return [{k: v for k, v in a.items() if k != "secret"} for a in actions]
