@@ -27,7 +27,7 @@ from sophra.settings import Settings
 from . import errors
 from .body_limit import BodyLimit
 from .quota import QuotaMiddleware, QuotaService
-from .routes import (agents, alerts, app_metrics, applications, ari, deployments, events, insights, keys,
+from .routes import (agents, alerts, app_metrics, applications, ari, dashboard, deployments, events, insights, keys,
                      notifications, predictions, static, vitals)
 
 log = logging.getLogger("sophra.api")
@@ -92,6 +92,7 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
     app.include_router(insights.router)
     app.include_router(predictions.router)
     app.include_router(static.router)
+    app.include_router(dashboard.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz():
