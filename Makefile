@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test bench lock kafka-fetch browser clean
+.PHONY: install run test bench lock kafka-fetch browser dashboard clean
 
 install: $(STAMP)
 
@@ -30,10 +30,17 @@ tests/browser/node_modules/.installed: tests/browser/package-lock.json
 	npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 	touch $@
 
-run: install kafka-fetch
+# The dashboard's packages (uPlot) from its lock file; the api serves them with
+# dashboard/src, so there is no build step beyond the install (docs/dashboard.md).
+dashboard: dashboard/node_modules/.installed
+dashboard/node_modules/.installed: dashboard/package-lock.json
+	npm ci --prefix dashboard --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: install kafka-fetch dashboard
 	$(BIN)/sophra up
 
-test: install kafka-fetch browser
+test: install kafka-fetch browser dashboard
 	$(BIN)/pytest -q -p no:cacheprovider
 
 # Regenerate the lock after changing dependencies in pyproject.toml.
@@ -42,4 +49,4 @@ lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info tests/browser/node_modules
+	rm -rf $(VENV) .pytest_cache build *.egg-info tests/browser/node_modules dashboard/node_modules
