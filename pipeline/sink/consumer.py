@@ -6,11 +6,12 @@ sink stops), make sure its dead letters are on the DLQ topic, and only then comm
 the offsets. A crash at any point re-reads the uncommitted messages; the dedup token
 and the ReplacingMergeTree tables (keyed by record id) keep that from doubling rows.
 
-Application metrics are also summed by rollups that a re-read batch would count twice
-(a merge can't take a point back out of a sum). For their topic the sink therefore
-skips records it already landed: on every partition assignment it reads, per partition,
-the highest offset whose rows are in ClickHouse (`app_metrics_landed`, written by the
-same insert as the rows) and drops re-read records at or below it.
+Application metrics and agent vitals are also summed by rollups that a re-read batch
+would count twice (a merge can't take a point back out of a sum). For their topics the
+sink therefore skips records it already landed: on every partition assignment it reads,
+per partition, the highest offset whose rows are in ClickHouse (`app_metrics_landed`,
+`agent_vitals_landed`, written by the same insert as the rows) and drops re-read
+records at or below it.
 """
 import logging
 import threading
@@ -22,7 +23,7 @@ from sophra.settings import Settings
 
 from ..producer import producer_config
 from ..store.clickhouse import connect
-from ..topics import APP_METRICS, RECORD_TOPICS, dlq
+from ..topics import AGENT_VITALS, APP_METRICS, RECORD_TOPICS, dlq
 from .steps import Batch, DeadLetter, insert_batch, to_rows
 
 log = logging.getLogger("sophra.sink")
@@ -33,8 +34,10 @@ class Sink:
         self.settings = settings
         self.bootstrap = bootstrap
         self.dlq_topic = {settings.topic(t.name): settings.topic(dlq(t).name) for t in RECORD_TOPICS}
-        self.metrics_topic = settings.topic(APP_METRICS.name)
-        self.landed: dict[int, int] = {}  # app.metrics partition -> highest offset already in ClickHouse
+        # Topics whose rows feed rollups -> the table of their highest landed offsets.
+        self.landed_tables = {settings.topic(APP_METRICS.name): "app_metrics_landed",
+                              settings.topic(AGENT_VITALS.name): "agent_vitals_landed"}
+        self.landed: dict[str, dict[int, int]] = {}  # topic -> partition -> highest offset already in ClickHouse
         self.inserted_rows = 0
         self.dead_letters = 0
         self.skipped = 0  # records re-read after a crash whose rows had already landed
@@ -94,18 +97,19 @@ class Sink:
             self._dlq_producer.flush(10)
 
     def _on_assign(self, consumer, partitions) -> None:
-        mine = [tp.partition for tp in partitions if tp.topic == self.metrics_topic]
-        if mine:
-            self.landed = self._landed_offsets(consumer, mine)
+        for topic, table in self.landed_tables.items():
+            mine = [tp.partition for tp in partitions if tp.topic == topic]
+            if mine:
+                self.landed[topic] = self._landed_offsets(consumer, topic, table, mine)
         self.ready.set()
 
-    def _landed_offsets(self, consumer, partitions: list[int]) -> dict[int, int]:
-        """Highest landed offset per app.metrics partition, read before consuming them."""
+    def _landed_offsets(self, consumer, topic: str, table: str, partitions: list[int]) -> dict[int, int]:
+        """Highest landed offset per partition of `topic`, read before consuming them."""
         delay = 0.1
         while True:
             try:
                 rows = self._client.query(
-                    "SELECT partition, max(offset) FROM app_metrics_landed GROUP BY partition").result_rows
+                    f"SELECT partition, max(offset) FROM {table} GROUP BY partition").result_rows
                 break
             except Exception as exc:  # ClickHouse down: consuming now could double-count
                 if self._stop.is_set():
@@ -118,14 +122,13 @@ class Sink:
             if partition not in partitions:
                 continue
             try:  # an offset the partition never reached: the topic was re-created, forget it
-                _, high = consumer.get_watermark_offsets(TopicPartition(self.metrics_topic, partition), timeout=10)
+                _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
             except Exception as exc:
-                log.warning("no end offset for %s[%d], keeping landed offset %d: %s",
-                            self.metrics_topic, partition, offset, exc)
+                log.warning("no end offset for %s[%d], keeping landed offset %d: %s", topic, partition, offset, exc)
                 high = offset + 1
             if offset >= high:
                 log.warning("%s[%d] ends at %d but offset %d was landed: topic re-created? not skipping",
-                            self.metrics_topic, partition, high, offset)
+                            topic, partition, high, offset)
                 continue
             landed[partition] = offset
         return landed
@@ -137,7 +140,8 @@ class Sink:
                 log.warning("consume error: %s", msg.error())
             return
         self._batch.track(msg.topic(), msg.partition(), msg.offset())
-        if msg.topic() == self.metrics_topic and msg.offset() <= self.landed.get(msg.partition(), -1):
+        landed = self.landed.get(msg.topic())
+        if landed is not None and msg.offset() <= landed.get(msg.partition(), -1):
             self.skipped += 1  # its rows are in ClickHouse: committing past it is all that is left
             return
         result = to_rows(msg.value(), msg.partition(), msg.offset())

@@ -2,7 +2,9 @@
 gather rows into a batch, insert the batch with a deduplication token.
 
 Most record kinds are one row of their table (`to_row`); an `app_metric_batch` record
-is one row per point (`to_rows` handles both). Offsets advance only through `Batch`, and
+is one row per point (`to_rows` handles both). Tables that feed rollups (app_metrics,
+agent_vitals) also record the Kafka partition and offset each row came from, so the
+sink can skip records it already landed (see consumer.py). Offsets advance only through `Batch`, and
 are committed by the sink loop only after `insert_batch` returned, so a crash anywhere
 replays the batch instead of losing it.
 """
@@ -61,6 +63,10 @@ def _metric_points(record: dict, partition: int, offset: int) -> list[list]:
 EXPLODE = {APP_METRICS.record_kind: _metric_points}
 
 
+# The partition of rows that did not come from a Kafka record (the landed views ignore it).
+NO_PARTITION = 2**32 - 1
+
+
 def to_rows(data: bytes | None, partition: int, offset: int) -> Rows | DeadLetter:
     """Decode one record from (partition, offset) and map it onto its table's rows, or
     say why it can't be."""
@@ -72,14 +78,20 @@ def to_rows(data: bytes | None, partition: int, offset: int) -> Rows | DeadLette
     try:
         if explode is not None:
             return Rows(table, explode(record, partition, offset))
-        # Avro field names are the column names; epoch ms fits DateTime64(3)
-        return Rows(table, [[record[c] for c in table.column_names]])
+        return Rows(table, [_row(record, table, partition, offset)])
     except KeyError as exc:
         return DeadLetter(f"record kind {kind!r} lacks column {exc.args[0]!r}")
 
 
+def _row(record: dict, table: Table, partition: int, offset: int) -> list:
+    # Avro field names are the column names; epoch ms fits DateTime64(3)
+    source = {"kafka_partition": partition, "kafka_offset": offset}
+    return [record[c] if c in record else source[c] for c in table.column_names]
+
+
 def to_row(data: bytes | None) -> Row | DeadLetter:
-    """The single row of a one-row record kind (replay lands derived records with it)."""
+    """The single row of a one-row record kind that does not come from a Kafka record of
+    its own (replay lands derived records with it)."""
     decoded = _decode(data)
     if isinstance(decoded, DeadLetter):
         return decoded
@@ -87,7 +99,7 @@ def to_row(data: bytes | None) -> Row | DeadLetter:
     if kind in EXPLODE:
         return DeadLetter(f"record kind {kind!r} is several rows: use to_rows")
     try:
-        return Row(table, [record[c] for c in table.column_names])
+        return Row(table, _row(record, table, NO_PARTITION, 0))
     except KeyError as exc:
         return DeadLetter(f"record kind {kind!r} lacks column {exc.args[0]!r}")
 

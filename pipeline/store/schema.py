@@ -36,11 +36,22 @@ AGENT_VITALS = Table(
         ("overall_health", "LowCardinality(String)"),
         ("metadata", "String"),
         ("recorded_at", "DateTime64(3, 'UTC')"),
+        ("kafka_partition", "UInt32"),  # the agent.vitals record the row came from (migration 0009)
+        ("kafka_offset", "UInt64"),
     ),
     engine="ReplacingMergeTree",
     sorting_key="tenant, agent_id, recorded_at, id",
     partition_key="toYYYYMM(recorded_at)",
     record_kind="agent_vital",
+)
+
+# Highest agent.vitals offset landed per partition, written with the rows by a view.
+AGENT_VITALS_LANDED = Table(
+    name="agent_vitals_landed",
+    columns=(("partition", "UInt32"), ("offset", "UInt64")),
+    engine="ReplacingMergeTree",
+    sorting_key="partition",
+    partition_key="",
 )
 
 AGENT_EVENTS = Table(
@@ -72,6 +83,7 @@ AGENT_LATEST = Table(
         ("directive_conflicts", "UInt64"),
         ("overall_health", "LowCardinality(String)"),
         ("recorded_at", "DateTime64(3, 'UTC')"),
+        ("token_limit", "UInt64"),  # added by migration 0009
     ),
     engine="ReplacingMergeTree",
     sorting_key="tenant, agent_id",
@@ -281,12 +293,12 @@ QUANTILES = (0.5, 0.95, 0.99)
 QUANTILES_STATE = "quantilesExactInclusive(0.5, 0.95, 0.99)"
 
 
-def _rollup(granularity: str, partition_key: str) -> Table:
+def _rollup(granularity: str, partition_key: str, source: str = "app_metrics", subject: str = "application_id") -> Table:
     return Table(
-        name=f"app_metrics_{granularity}",
+        name=f"{source}_{granularity}",
         columns=(
             ("tenant", "LowCardinality(String)"),
-            ("application_id", "String"),
+            (subject, "String"),
             ("metric", "LowCardinality(String)"),
             ("bucket", "DateTime('UTC')"),
             ("count", "SimpleAggregateFunction(sum, UInt64)"),
@@ -296,7 +308,7 @@ def _rollup(granularity: str, partition_key: str) -> Table:
             ("quantiles", f"AggregateFunction({QUANTILES_STATE}, Float64)"),
         ),
         engine="AggregatingMergeTree",
-        sorting_key="tenant, application_id, metric, bucket",
+        sorting_key=f"tenant, {subject}, metric, bucket",
         partition_key=partition_key,
     )
 
@@ -307,6 +319,12 @@ APP_METRICS_ROLLUPS = {
     "5m": (300, _rollup("5m", "toYYYYMM(bucket)")),
     "1h": (3600, _rollup("1h", "toYYYYMM(bucket)")),
     "1d": (86400, _rollup("1d", "toYear(bucket)")),
+}
+
+# The same rollups of agent vitals, one point per metric of a vitals row (migration 0009).
+AGENT_VITALS_ROLLUPS = {
+    g: (seconds, _rollup(g, t.partition_key, "agent_vitals", "agent_id"))
+    for g, (seconds, t) in APP_METRICS_ROLLUPS.items()
 }
 
 
@@ -326,8 +344,11 @@ SCHEMA_MIGRATIONS = Table(
 )
 
 TABLES = (SCHEMA_MIGRATIONS, AGENT_VITALS, AGENT_EVENTS, AGENT_LATEST, AGENT_NAMES, ARI_INTERVENTIONS, ARI_STATUS,
-          APP_DEPLOYMENTS, APP_INSIGHTS, ALERT_TRANSITIONS, ALERT_STATUS, ALERT_DELIVERIES, APP_METRICS, APP_METRICS_LANDED, *(t for _, t in APP_METRICS_ROLLUPS.values()))
+          APP_DEPLOYMENTS, APP_INSIGHTS, ALERT_TRANSITIONS, ALERT_STATUS, ALERT_DELIVERIES, APP_METRICS, APP_METRICS_LANDED, *(t for _, t in APP_METRICS_ROLLUPS.values()),
+          AGENT_VITALS_LANDED, *(t for _, t in AGENT_VITALS_ROLLUPS.values()))
 VIEWS = (View("agent_latest_mv", AGENT_LATEST), View("agent_names_mv", AGENT_NAMES),
          View("app_metrics_landed_mv", APP_METRICS_LANDED),
-         *(View(t.name + "_mv", t) for _, t in APP_METRICS_ROLLUPS.values()))
+         *(View(t.name + "_mv", t) for _, t in APP_METRICS_ROLLUPS.values()),
+         View("agent_vitals_landed_mv", AGENT_VITALS_LANDED),
+         *(View(t.name + "_mv", t) for _, t in AGENT_VITALS_ROLLUPS.values()))
 TABLE_FOR_KIND = {t.record_kind: t for t in TABLES if t.record_kind}
