@@ -28,7 +28,7 @@ from . import errors
 from .body_limit import BodyLimit
 from .quota import QuotaMiddleware, QuotaService
 from .routes import (agents, alerts, app_metrics, applications, ari, dashboard, deployments, events, insights, keys,
-                     notifications, predictions, static, vitals)
+                     notifications, overview, predictions, static, vitals)
 
 log = logging.getLogger("sophra.api")
 
@@ -81,6 +81,7 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
     app.include_router(keys.router)
     app.include_router(vitals.router)
     app.include_router(events.router)
+    app.include_router(overview.router)
     app.include_router(agents.router)
     app.include_router(ari.router)
     app.include_router(applications.router)

@@ -25,7 +25,7 @@ from pipeline.outbound import Outbound, OutboundBlocked
 from .config_write import write_config
 from .errors import ApiError, invalid
 from .models import iso_ms
-from .routes.app_metrics import _iso_ms  # the api's one ISO 8601 parser
+from .series import parse_iso
 from .routes.applications import iso_s
 
 METRIC_PATTERN = r"^[a-z][a-z0-9_.]{0,63}$"  # an application's standard metrics or a custom metric's name
@@ -311,7 +311,7 @@ async def update(request: Request, tenant: str, rule: dict, body: RulePatch, con
 async def silence(request: Request, tenant: str, rule: dict, body: Silence) -> RuleOut:
     until = None
     if body.until is not None:
-        until = _iso_ms(body.until, "until")
+        until = parse_iso(body.until, "until")
         if until <= _now():
             raise invalid("until", "must be in the future (null lifts the silence)")
     record = {**rule, "silenced_until": until, "updated_at": _now()}

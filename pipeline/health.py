@@ -1,8 +1,8 @@
 """Health scoring: the one home of reference 003's "Health Scoring" thresholds.
 
-Used by the api (response and stored record), the worker and replay. Boundaries as
-in DESIGN.md: each metric is green below its amber bound, amber from the amber
-bound up to its red bound, red beyond; the worst metric wins.
+Used by the api (response, stored record and the dashboard's bands), the worker and
+replay. Boundaries as in DESIGN.md: each metric is green below its amber bound, amber
+from the amber bound up to its red bound, red beyond; the worst metric wins.
 """
 from typing import Literal
 
@@ -10,31 +10,33 @@ Health = Literal["green", "amber", "red"]
 STATUS = {"green": "active", "amber": "warning", "red": "critical"}
 _RANK = {"green": 0, "amber": 1, "red": 2}
 
-
-def _hallucination(rate: float) -> Health:
-    return "green" if rate < 0.05 else "amber" if rate <= 0.15 else "red"
-
-
-def _conflicts(count: int) -> Health:
-    return "green" if count < 2 else "amber" if count <= 4 else "red"
-
-
-def _loops(count: int) -> Health:
-    return "green" if count < 50 else "amber" if count <= 100 else "red"
+# Per metric (named as agent rules and GET /api/agents/{id}/metrics name them): amber
+# from `amber` on, red above `red`. Token usage is consumption as a percentage of the limit.
+THRESHOLDS = {
+    "tokenUsagePercent": {"amber": 75, "red": 95},
+    "hallucinationRate": {"amber": 0.05, "red": 0.15},
+    "loopCount": {"amber": 50, "red": 100},
+    "conflictCount": {"amber": 2, "red": 4},
+}
 
 
-def _tokens(consumption: int, limit: int) -> Health:
-    used = consumption / limit
-    return "green" if used < 0.75 else "amber" if used <= 0.95 else "red"
+def level(metric: str, value: float) -> Health:
+    t = THRESHOLDS[metric]
+    return "green" if value < t["amber"] else "amber" if value <= t["red"] else "red"
 
 
 def score(*, token_consumption: int, token_limit: int, hallucination_rate: float,
           loop_count: int, conflict_count: int) -> Health:
+    # Token usage compares consumption with the bounds' share of the limit, without a
+    # division, so 75,000 of 100,000 is exactly at the amber bound.
+    t = THRESHOLDS["tokenUsagePercent"]
+    tokens: Health = ("green" if token_consumption * 100 < t["amber"] * token_limit
+                      else "amber" if token_consumption * 100 <= t["red"] * token_limit else "red")
     levels = (
-        _hallucination(hallucination_rate),
-        _conflicts(conflict_count),
-        _loops(loop_count),
-        _tokens(token_consumption, token_limit),
+        level("hallucinationRate", hallucination_rate),
+        level("conflictCount", conflict_count),
+        level("loopCount", loop_count),
+        tokens,
     )
     return max(levels, key=_RANK.__getitem__)
 

@@ -13,7 +13,7 @@ from fractions import Fraction
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from api.routes.app_metrics import DEFAULT_GRANULARITY
+from api.series import DEFAULT_GRANULARITY
 from pipeline.sink.consumer import Sink
 from pipeline.sink.steps import Batch, insert_batch, to_row, to_rows
 from pipeline.store.clickhouse import connect

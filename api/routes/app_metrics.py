@@ -14,21 +14,22 @@ import math
 import re
 import sys
 import time
-from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, RootModel, SkipValidation
 
-from pipeline.store.schema import APP_METRICS_ROLLUPS, QUANTILES, QUANTILES_STATE
+from pipeline.store.schema import APP_METRICS_ROLLUPS
 from pipeline.topics import APP_METRICS, entity_key
 from schemas import codec
 
+from .. import series
 from ..auth import Tenant
 from ..deps import IdsDep, ProducerDep, SettingsDep, StoreDep
 from ..errors import invalid
 from ..models import ErrorOut
 from ..publish import send
+from ..series import parse_iso
 from .applications import iso_s, require_application
 
 router = APIRouter(prefix="/v1", tags=["metrics"])
@@ -37,33 +38,15 @@ router = APIRouter(prefix="/v1", tags=["metrics"])
 MAX_POINTS = 10_000
 MAX_FUTURE_MS = 5 * 60_000
 RETENTION_DAYS = 400  # the TTL of app_metrics and of every rollup (migration 0005)
-MAX_BUCKETS = 10_000
 THREAD_ABOVE = 500  # points; smaller batches are checked on the event loop
-DEFAULT_RANGE_MS = 24 * 3_600_000
 METRIC_NAME = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
 # Built-in metrics and the values they accept (inclusive); custom ones take any finite number.
 # Bounds are finite, so one comparison also refuses infinities (and NaN, which fails every one).
 _BIG = sys.float_info.max
 BUILTIN = {"response_time": (0.0, _BIG), "error_rate": (0.0, 1.0), "throughput": (0.0, _BIG)}
 UNITS = {"response_time": "milliseconds", "error_rate": "a fraction 0..1", "throughput": "requests per minute"}
-GRANULARITY_MS = {g: seconds * 1000 for g, (seconds, _) in APP_METRICS_ROLLUPS.items()}
-# Default granularity: the finest whose buckets cover the range in at most 720 of them.
-DEFAULT_GRANULARITY = ((6 * 3_600_000, "1m"), (2 * 86_400_000, "5m"), (30 * 86_400_000, "1h"))
-_Q = ", ".join(str(q) for q in QUANTILES)
-STATS = {
-    "mean": "sum(sum) / sum(count)",
-    "min": "min(min)",
-    "max": "max(max)",
-    "sum": "sum(sum)",
-    "count": "sum(count)",
-    **{f"p{round(q * 100)}": f"quantilesExactInclusiveMerge({_Q})(quantiles)[{i + 1}]" for i, q in enumerate(QUANTILES)},
-}
-assert QUANTILES_STATE == f"quantilesExactInclusive({_Q})"
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MS = timedelta(milliseconds=1)
 _POINT_KEYS = ("metric", "value", "timestamp")
-_MAX_DATETIME_S = 2**32 - 1  # ClickHouse DateTime ends in 2106
 
 
 # -- models (documentation of the bodies; the checker below does the validation) --------
@@ -113,22 +96,11 @@ def check_metric_name(metric: Any, field: str) -> None:
 
 
 # -- write ------------------------------------------------------------------------------
-def _iso_ms(raw: str, field: str, hint: str = "") -> int:
-    """Epoch ms of an ISO 8601 time (no offset = UTC), or a 400 naming `field`."""
-    try:
-        dt = datetime.fromisoformat(raw)
-    except ValueError:
-        raise invalid(field, f"{raw[:40]!r} is not an ISO 8601 time{hint}") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return (dt - _EPOCH) // _MS
-
-
 def _time_ms(raw: Any, field: str) -> int:
     if type(raw) is int:
         return raw
     if type(raw) is str:
-        return _iso_ms(raw, field)
+        return parse_iso(raw, field)
     raise invalid(field, "must be an ISO 8601 string or epoch milliseconds (an integer)")
 
 
@@ -226,23 +198,9 @@ async def ingest_metrics(app_id: str, body: MetricsBody, request: Request, tenan
 
 
 # -- read -------------------------------------------------------------------------------
-def _query_time(raw: str | None, field: str) -> int | None:
-    if raw is None:
-        return None
-    raw = raw.strip()
-    if raw.isdigit():
-        return int(raw)
-    # An unencoded "+" in a query string arrives as a space: "12:00:00 01:00" meant "+01:00".
-    raw = re.sub(r" (\d\d:?\d\d)$", r"+\1", raw)
-    return _iso_ms(raw, field, " (e.g. 2024-01-15T12:00:00Z)")
-
-
 def series_sql(granularity: str, stat: str) -> str:
-    table = APP_METRICS_ROLLUPS[granularity][1].name
-    return (f"SELECT toUnixTimestamp(bucket) AS t, {STATS[stat]} AS v FROM {table} "
-            "WHERE tenant = %(tenant)s AND application_id = %(app)s AND metric = %(metric)s "
-            "AND bucket >= toDateTime(%(lo)s, 'UTC') AND bucket <= toDateTime(%(hi)s, 'UTC') "
-            "GROUP BY bucket ORDER BY bucket")
+    """The rollup query of one application's metric (subject bound as %(subject)s)."""
+    return series.series_sql(APP_METRICS_ROLLUPS[granularity][1], "application_id", stat)
 
 
 @router.get("/applications/{app_id}/metrics", response_model=MetricSeries,
@@ -262,38 +220,11 @@ async def metric_series(
     one starts before `end`."""
     require_application(request, tenant, app_id)
     check_metric_name(metric, "metric")
-    if granularity is not None and granularity not in GRANULARITY_MS:
-        raise invalid("granularity", "must be 1m, 5m, 1h or 1d")
-    if stat not in STATS:
-        raise invalid("stat", f"must be one of {', '.join(STATS)}")
-    end_ms = _query_time(end, "end")
-    start_ms = _query_time(start, "start")
-    if end_ms is None:
-        end_ms = time.time_ns() // 1_000_000
-    if start_ms is None:
-        start_ms = end_ms - DEFAULT_RANGE_MS
-    if start_ms >= end_ms:
-        raise invalid("start", "must be before end")
-    if start_ms < 0:
-        raise invalid("start", "must not be before 1970-01-01T00:00:00Z")
-    if end_ms > _MAX_DATETIME_S * 1000:
-        raise invalid("end", "must not be after 2106-02-07T06:28:15Z")
-    if granularity is None:
-        span = end_ms - start_ms
-        granularity = next((g for limit, g in DEFAULT_GRANULARITY if span <= limit), "1d")
-    step = GRANULARITY_MS[granularity]
-    first = start_ms - start_ms % step
-    buckets = -(-(end_ms - first) // step)
-    if buckets > MAX_BUCKETS:
-        raise invalid("granularity", f"start..end holds {buckets} buckets of {granularity}, more than "
-                                     f"{MAX_BUCKETS}: choose a coarser granularity or a shorter range")
-    last = first + (buckets - 1) * step
-    rows = await store.rows(series_sql(granularity, stat), {
-        "tenant": tenant, "app": app_id, "metric": metric, "lo": first // 1000, "hi": last // 1000})
-    found = {r["t"] * 1000: r["v"] for r in rows}
-    empty = 0 if stat == "count" else None
-    return MetricSeries(metric=metric, granularity=granularity, data=[
-        MetricValue(timestamp=iso_s(b), value=found.get(b, empty)) for b in range(first, last + 1, step)])
+    b = series.buckets(start, end, granularity, stat)
+    values = await series.read(store, APP_METRICS_ROLLUPS[b.granularity][1], "application_id",
+                               {"tenant": tenant, "subject": app_id, "metric": metric}, b, stat)
+    return MetricSeries(metric=metric, granularity=b.granularity,
+                        data=[MetricValue(timestamp=iso_s(t), value=v) for t, v in values])
 
 
 # -- the 24 h summary of GET /v1/applications/{id} -------------------------------------------

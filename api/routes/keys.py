@@ -49,6 +49,8 @@ class KeyList(BaseModel):
     success: bool = True
     email: str
     max_active_keys: int = accounts.MAX_ACTIVE_KEYS
+    current_key_id: str = Field(description="The key this request was made with")
+    read_only: bool = Field(description="Whether that key is read-only (a dashboard disables its write controls)")
     keys: list[KeyInfo]
 
 
@@ -106,7 +108,8 @@ async def create_key(body: KeyRequest, caller: OptionalKey, settings: SettingsDe
 
 @router.get("/api/keys", response_model=KeyList, responses={401: {"model": ErrorOut}})
 async def list_keys(caller: CurrentKey, keys: KeysDep) -> KeyList:
-    return KeyList(email=caller.email, keys=[_info(k) for k in keys.book.keys_of(caller.tenant)])
+    return KeyList(email=caller.email, current_key_id=caller.key_id, read_only=caller.read_only,
+                   keys=[_info(k) for k in keys.book.keys_of(caller.tenant)])
 
 
 @router.delete("/api/keys/{key_id}", response_model=KeyRevoked,

@@ -61,7 +61,7 @@ async def predictions(
     first, last = P.history_range(horizon, now_s)
     granularity = P.HORIZONS[horizon].granularity
     rows = await store.rows(series_sql(granularity, "mean"),
-                            {"tenant": tenant, "app": app_id, "metric": metric, "lo": first, "hi": last})
+                            {"tenant": tenant, "subject": app_id, "metric": metric, "lo": first, "hi": last})
     history = [(r["t"], r["v"]) for r in rows]
     return Predictions(
         metric=metric, horizon=horizon,
