@@ -244,7 +244,7 @@ def expected_trend(records: list[dict], hours: list[int]) -> list[float | None]:
     for r in records:
         by_hour.setdefault(r["recorded_at"] - r["recorded_at"] % 3_600_000, []).append(
             100 * r["token_consumption"] / r["token_limit"])
-    return [sum(v) / len(v) if (v := by_hour.get(h)) else None for h in hours]
+    return [round(sum(v) / len(v), 2) if (v := by_hour.get(h)) else None for h in hours]
 
 
 def test_health_thresholds_are_the_scoring_ones(running_api):

@@ -72,8 +72,8 @@ class AgentOverview(BaseModel):
     stale: bool = Field(description=f"No report for {STALE_AFTER}x the usual interval, or none in the last 24 h")
     open_interventions: int = Field(description="ARI interventions not yet closed")
     trend: list[float | None] = Field(description=f"Hourly mean {TREND_METRIC} of the last {TREND_HOURS} hourly "
-                                                  "buckets, oldest first (the last is the current hour); null "
-                                                  "for an hour without reports")
+                                                  "buckets, oldest first (the last is the current hour), "
+                                                  "rounded to 0.01; null for an hour without reports")
 
 
 class AgentsOverview(BaseModel):
@@ -102,7 +102,8 @@ async def agents_overview(tenant: Tenant, store: StoreDep) -> AgentsOverview:
         store.rows(_TREND, {**who, "metric": TREND_METRIC, "since": first_hour}),
         store.rows(_REPORTS, {**who, "day_ago": now_s - 86_400}),
         store.rows(_OPEN, who))
-    trend = {r["agent_id"]: dict(r["points"]) for r in trends}
+    # A sparkline needs no more than 0.01 % of precision; full floats would double the answer.
+    trend = {r["agent_id"]: {t: round(v, 2) for t, v in r["points"]} for r in trends}
     seen = {r["agent_id"]: (r["n"], r["first_bucket"]) for r in reports}
     opened = {r["agent_id"]: r["open"] for r in open_}
     hours = range(first_hour, first_hour + TREND_HOURS * _HOUR_S, _HOUR_S)
