@@ -1,11 +1,14 @@
 // Agents overview: every agent of the account, searchable, sortable by any column,
 // filterable by status, refreshed every 10 s without losing any of that or the scroll.
-// Rows are built as one HTML string (2,000 agents render in well under a second,
-// bench/dashboard_render.js); the trend is an inline SVG polyline per row.
+// Only the rows in and near the viewport are in the DOM (rows have one fixed height;
+// spacer rows stand for the others): Chromium's table layout of 2,000 full rows alone
+// takes over a second, a window of them a few milliseconds, whatever the account's
+// size (bench/dashboard_render.js). The trend is an inline SVG polyline per row.
 import { api } from './api.js';
 import { ago, badge, esc, num } from './format.js';
 
 const REFRESH_MS = 10_000;
+const OVERSCAN = 30;  // rows rendered above and below the visible ones
 const RANK = { active: 0, warning: 1, critical: 2, green: 0, amber: 1, red: 2 };
 const COLUMNS = [
   ['name', 'Agent'], ['status', 'Status'], ['health', 'Health'], ['tokens', 'Token usage'],
@@ -37,11 +40,11 @@ function sparkline(trend) {
   return `<svg class="spark" viewBox="0 0 80 24" width="80" height="24" role="img" aria-label="token usage, last 24 h"><polyline points="${pts.join(' ')}"/></svg>`;
 }
 
-function row(a, now) {
+function row(a, i, now) {
   const stale = isStale(a, now);
   const u = usage(a);
-  return `<tr data-agent-id="${esc(a.agent_id)}"${stale ? ' class="stale"' : ''}>`
-    + `<td><a href="#/agents/${encodeURIComponent(a.agent_id)}">${esc(a.name)}</a>${a.name !== a.agent_id ? `<div class="sub">${esc(a.agent_id)}</div>` : ''}</td>`
+  return `<tr data-agent-id="${esc(a.agent_id)}" aria-rowindex="${i + 2}"${stale ? ' class="stale"' : ''}>`
+    + `<td title="${esc(a.name)}"><a href="#/agents/${encodeURIComponent(a.agent_id)}">${esc(a.name)}</a><div class="sub">${a.name !== a.agent_id ? esc(a.agent_id) : '&nbsp;'}</div></td>`
     + `<td>${badge(a.status)}${stale ? ' ' + badge('stale') : ''}</td>`
     + `<td>${badge(a.overall_health)}</td>`
     + `<td class="n">${u == null ? '–' : num(u, 1) + ' %'}<div class="sub">${num(a.token_consumption)} / ${num(a.token_limit)}</div></td>`
@@ -70,8 +73,11 @@ export async function agentsPage(main) {
     </div>
     <p id="agents-empty" class="muted" hidden></p>`;
   const $ = (s) => main.querySelector(s);
-  const state = { sort: 'status', dir: -1, q: '', status: '', agents: [], at: null, timer: null, ctl: null };
+  // rowH: the fixed row height of app.css (#agents-table tbody tr), checked on first paint
+  const state = { sort: 'status', dir: -1, q: '', status: '', agents: [], shown: [], first: -1, last: -1, rowH: 56,
+                  at: null, timer: null, ctl: null };
 
+  // Filter and sort every agent; then paint the window of them in view.
   function render() {
     const now = Date.now();
     const q = state.q.toLowerCase();
@@ -85,23 +91,43 @@ export async function agentsPage(main) {
       if (y == null) return -1;
       return (x < y ? -1 : 1) * state.dir;
     });
-    // Keep the page's and the table's scroll where the reader left them.
-    const scroll = $('#agents-scroll'), left = scroll.scrollLeft, top = window.scrollY;
-    let html = '';
-    for (let i = 0; i < shown.length; i++) html += row(shown[i], now);
-    $('#agents-table tbody').innerHTML = html;
-    scroll.scrollLeft = left;
-    window.scrollTo(window.scrollX, top);
+    state.shown = shown;
+    paint(true);
     for (const th of main.querySelectorAll('th[data-col]')) {
       const on = th.dataset.col === state.sort;
       th.setAttribute('aria-sort', on ? (state.dir > 0 ? 'ascending' : 'descending') : 'none');
       th.querySelector('.sort').textContent = on ? (state.dir > 0 ? ' ▲' : ' ▼') : '';
     }
+    $('#agents-table').setAttribute('aria-rowcount', String(shown.length + 1));
     $('#agents-count').textContent = `${shown.length} of ${state.agents.length} agents`;
     const empty = $('#agents-empty');
     empty.hidden = shown.length > 0;
     empty.textContent = state.agents.length ? 'No agent matches.' : 'No agent has reported yet: send vitals with POST /api/vitals.';
   }
+
+  // The rows from the first one above the viewport (less OVERSCAN) to the last below
+  // it (plus OVERSCAN); spacers of the others' height keep the page's scroll height.
+  function paint(force) {
+    const tbody = $('#agents-table tbody');
+    const n = state.shown.length;
+    const h = state.rowH;
+    const top = -tbody.getBoundingClientRect().top;
+    const first = Math.min(Math.max(0, Math.floor(top / h) - OVERSCAN), Math.max(0, n - 1));
+    const last = Math.min(n, first + Math.ceil(innerHeight / h) + 2 * OVERSCAN);
+    if (!force && first === state.first && last === state.last) return;
+    state.first = first;
+    state.last = last;
+    const now = Date.now();
+    let html = '<tr class="spacer" aria-hidden="true"><td colspan="10"></td></tr>';
+    for (let i = first; i < last; i++) html += row(state.shown[i], i, now);
+    html += '<tr class="spacer" aria-hidden="true"><td colspan="10"></td></tr>';
+    tbody.innerHTML = html;
+    tbody.firstElementChild.firstElementChild.style.height = `${first * h}px`;
+    tbody.lastElementChild.firstElementChild.style.height = `${(n - last) * h}px`;
+  }
+
+  let frame = 0;
+  const onScroll = () => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; paint(false); }); };
 
   async function refresh() {
     state.ctl = new AbortController();
@@ -113,6 +139,8 @@ export async function agentsPage(main) {
       state.at = body.generated_at;
       render();
       $('#agents-table').offsetHeight;  // lay the table out now, so the measure includes it
+      const drawn = $('#agents-table tbody tr[data-agent-id]');
+      if (drawn && drawn.offsetHeight && drawn.offsetHeight !== state.rowH) { state.rowH = drawn.offsetHeight; paint(true); }
       performance.mark('sophra:agents:rendered');
       performance.measure('sophra:agents:render', 'sophra:agents:data', 'sophra:agents:rendered');
       $('#agents-updated').textContent = `updated ${new Date(state.at).toLocaleTimeString('en-GB')}`;
@@ -134,5 +162,12 @@ export async function agentsPage(main) {
 
   await refresh();
   state.timer = setInterval(refresh, REFRESH_MS);
-  return () => { clearInterval(state.timer); if (state.ctl) state.ctl.abort(); };
+  addEventListener('scroll', onScroll, { passive: true });
+  addEventListener('resize', onScroll);
+  return () => {
+    clearInterval(state.timer);
+    if (state.ctl) state.ctl.abort();
+    removeEventListener('scroll', onScroll);
+    removeEventListener('resize', onScroll);
+  };
 }

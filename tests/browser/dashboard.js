@@ -31,8 +31,8 @@ const LINE = [29, 78, 216];  // chart.js COLORS.line, the data series' stroke
     seen.shots.push(file);
   };
   const texts = (sel) => page.$$eval(sel, (els) => els.map((e) => e.textContent.trim()));
-  const rows = () => texts('#agents-table tbody tr td:first-child a');
-  const waitRows = (n) => page.waitForFunction((k) => document.querySelectorAll('#agents-table tbody tr').length === k, n);
+  const rows = () => texts('#agents-table tbody tr[data-agent-id] td:first-child a');
+  const waitRows = (n) => page.waitForFunction((k) => document.querySelectorAll('#agents-table tbody tr[data-agent-id]').length === k, n);
   const measures = () => page.evaluate(() => performance.getEntriesByName('sophra:agents:render').length);
   // Every chart in `root`: its drawn (non-null) points and how many of its canvas pixels
   // are the series' colour, i.e. that a line was really drawn.
@@ -68,7 +68,7 @@ const LINE = [29, 78, 216];  // chart.js COLORS.line, the data series' stroke
     seen.storedKey = await page.evaluate(() => sessionStorage.getItem('sophra.key'));
 
     // -- agents overview -----------------------------------------------------------
-    seen.overview = await page.$$eval('#agents-table tbody tr', (trs) => trs.map((tr) => ({
+    seen.overview = await page.$$eval('#agents-table tbody tr[data-agent-id]', (trs) => trs.map((tr) => ({
       id: tr.dataset.agentId, name: tr.cells[0].querySelector('a').textContent, status: tr.cells[1].textContent.trim(),
       stale: tr.classList.contains('stale'), last: tr.cells[7].textContent, trendPoints: (tr.cells[8].querySelector('polyline')?.getAttribute('points') || '').split(' ').filter(Boolean).length,
       ari: tr.cells[9].textContent })));
