@@ -154,6 +154,11 @@ def test_the_dashboard_in_a_browser(running_api):
         assert [closed["opened_at"] / 1000, closed["closed_at"] / 1000] in spans
         assert [s[0] for s in spans] == [opened["opened_at"] / 1000, closed["opened_at"] / 1000]
     assert seen["oneHourRequests"] == 6  # the 1 h range re-queried every chart (1m buckets)
+    custom = seen["customRange"]  # two hours ending an hour ago: 1m buckets, one report in every fifth
+    for chart in custom["charts"]:
+        expected = _buckets([(t, columns[chart["metric"]](v, m)) for t, v, m in seeded.checkout_vitals], S.MIN_MS)
+        _same_points(chart, _in_range(expected, custom["start"], custom["end"], S.MIN_MS))
+        assert len(chart["points"]) == 24 and chart["pixels"] > 100
     assert seen["events"] == ["task_completed", "directive_conflict", "tool_error"]
     assert seen["eventDetails"] == [e["details"] for e in reversed(seeded.events)]
     assert seen["interventions"] == [opened["description"], closed["description"]]

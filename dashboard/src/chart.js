@@ -105,6 +105,12 @@ export function lineChart(el, opts) {
     const pad = (arr, before, after) => new Array(before).fill(null).concat(arr, new Array(after).fill(null));
     const data = [x, pad(o.y, 0, fx.length)];
     const series = [{}, { label: o.label, stroke: COLORS.line, width: 2, value: (_, v) => (v == null ? '–' : fmt(v)) }];
+    // Buckets finer than the reports (an agent every 5 min on 1m buckets) leave most of
+    // them empty: no line joins them, so each value is drawn as a dot. Gaps are not
+    // bridged, since a gap means nothing was reported.
+    let filled = 0;
+    for (const v of o.y) if (v != null) filled++;
+    if (filled && filled < o.y.length / 2) series[1].points = { show: true, size: 6, fill: COLORS.line, stroke: COLORS.line };
     let band = null;
     if (fx.length) {
       // The forecast starts at the last real point, so its line continues from the data.

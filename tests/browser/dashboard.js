@@ -121,6 +121,20 @@ const LINE = [29, 78, 216];  // chart.js COLORS.line, the data series' stroke
     await page.check('input[name="agent-range-span"][value="1h"]');
     await page.waitForFunction(() => [...document.querySelectorAll('#vital-charts .chart-note')].every((n) => n.textContent.startsWith('1m')));
     seen.oneHourRequests = requests.slice(before).filter((u) => u.includes('/metrics?')).length;
+    // A custom range: two hours ending an hour ago, to the minute.
+    const custom = await page.evaluate(() => {
+      const local = (ms) => new Date(ms - new Date(ms).getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+      const end = Math.floor(Date.now() / 60000) * 60000 - 3600000;
+      return { from: local(end - 7200000), to: local(end), start: end - 7200000, end };
+    });
+    await page.check('input[name="agent-range-span"][value="custom"]');
+    await page.fill('#agent-range .range-from', custom.from);
+    await page.fill('#agent-range .range-to', custom.to);
+    const asked = page.waitForRequest((r) => r.url().includes('/metrics?') && r.url().includes(`start=${custom.start}&end=${custom.end}`));
+    await page.click('#agent-range .range-apply');
+    await asked;
+    await page.waitForFunction((t) => [...document.querySelectorAll('#vital-charts .chart')].every((c) => c.__chartData[0][0] === t), custom.start / 1000);
+    seen.customRange = { start: custom.start, end: custom.end, charts: await charts('#vital-charts') };
 
     // -- applications --------------------------------------------------------------
     await page.click('[data-nav="applications"]');
