@@ -31,7 +31,6 @@ Prints one JSON document. Usage: python bench/dashboard.py [--agents 2000] [--in
 """
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -173,13 +172,13 @@ def render(stack: Stack, key: str) -> dict:
     if not (script.exists() and modules.exists() and (ROOT / "dashboard" / "node_modules").exists()
             and Path("/usr/bin/chromium").exists()):
         return {"skipped": "needs `make dashboard browser` and /usr/bin/chromium"}
-    env = {**os.environ, "NODE_PATH": str(modules)}
-    out = subprocess.run(["node", str(script), stack.url, key], capture_output=True, text=True, timeout=300, env=env)
+    out = subprocess.run(["node", str(script), stack.url, key], capture_output=True, text=True, timeout=300)
     if out.returncode != 0:
         raise BenchError(f"dashboard_render.js failed: {out.stderr[-2000:]}")
-    runs = json.loads(out.stdout)["runs_ms"]
-    return {"runs_ms": [round(r, 1) for r in runs], "median_ms": round(statistics.median(runs), 1),
-            "max_ms": round(max(runs), 1)}
+    seen = json.loads(out.stdout)
+    runs = seen["runs_ms"]
+    return {"rows": seen["rows"], "runs_ms": [round(r, 1) for r in runs],
+            "median_ms": round(statistics.median(runs), 1), "max_ms": round(max(runs), 1)}
 
 
 def engine_side_by_side(stack: Stack, tenant: str, seeded: dict) -> dict:

@@ -2,7 +2,6 @@
 from dashboard/src as they are, and uPlot from the npm install in dashboard/node_modules
 (`make dashboard`). Nothing is loaded from elsewhere at run time, and the Content-Security-Policy
 says so to the browser."""
-import os
 from pathlib import Path
 
 from fastapi import APIRouter
@@ -10,8 +9,7 @@ from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse,
 
 router = APIRouter(tags=["dashboard"])
 
-# The checkout's dashboard/ by default; an installed package (the image) names it instead.
-ROOT = Path(os.environ.get("SOPHRA_DASHBOARD_DIR") or Path(__file__).resolve().parents[2] / "dashboard")
+ROOT = Path(__file__).resolve().parents[2] / "dashboard"  # beside the code (the image installs it in place)
 SRC = ROOT / "src"
 VENDOR = {"uPlot.esm.js": ROOT / "node_modules" / "uplot" / "dist" / "uPlot.esm.js",
           "uPlot.min.css": ROOT / "node_modules" / "uplot" / "dist" / "uPlot.min.css"}
