@@ -122,7 +122,9 @@ def seed_agents(topics: Topics, tenant: str, seeded: Seeded, start_ms: int) -> N
 
     agent = CHECKOUT[0]
     for j, (ago, etype, details, meta) in enumerate((
-            (3 * HOUR_MS, "tool_error", "search API timed out after 30 s", {"tool": "search", "attempt": 3}),
+            # markup in what agents send is shown as text, never interpreted
+            (3 * HOUR_MS, "tool_error", "search API timed out after 30 s <img src=x onerror=alert(1)>",
+             {"tool": "search", "attempt": 3}),
             (2 * HOUR_MS, "directive_conflict", "refund policy contradicts the system prompt", {"rule": "refunds"}),
             (40 * MIN_MS, "task_completed", "order 1042 refunded", {"order": 1042}))):
         record = {"tenant": tenant, "id": n + 200_000 + j, "agent_id": agent, "event_type": etype, "details": details,
