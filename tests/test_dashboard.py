@@ -6,6 +6,7 @@ import json
 import subprocess
 import time
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -220,6 +221,11 @@ def test_the_dashboard_in_a_browser(running_api):
         {"metric": "error_rate", "operator": ">=", "threshold": 0.03, "window": "10m", "aggregation": "max"},
         [{"type": "email", "recipients": ["oncall@example.com", "lead@example.com"]}], "2m", "1h", True)
     assert seen["history"] == [["ok", "✖ firing", "158", "150", "firing"]]
+    assert seen["silenceButton"] == "Unsilence"
+    silenced_s = datetime.fromisoformat(made["silenced_until"]).timestamp()
+    assert time.time() + 3600 - 180 < silenced_s <= time.time() + 3600  # an hour from the click
+    assert seen["deleteDialog"] == "Delete the alert rule “Slow responses”?"
+    assert seen["rulesAfterDelete"] == ["Error budget"] and set(rules) == {"Error budget"}
 
     # Keys: a key created (shown once, copied), the spare one revoked for real.
     assert seen["keysBefore"] == 3

@@ -49,6 +49,9 @@ export function rulesSection(root, { base, metrics }) {
   let rules = [];
   let editing = null;
   if (ro) $('#rule-fields').disabled = true;
+  const dis = ro ? 'disabled title="read-only key"' : '';
+  // Silenced: still evaluated and shown, but nothing is delivered until then.
+  const silenced = (r) => r.silenced_until && Date.parse(r.silenced_until) > Date.now();
 
   async function load() {
     rules = (await api(base)).alerts;
@@ -58,7 +61,10 @@ export function rulesSection(root, { base, metrics }) {
       <td class="rule-state">${badge(r.state.replace('_', ' '), r.state)}</td><td>${esc(dateTime(r.since))}</td><td class="n">${r.value == null ? '–' : num(r.value, 4)}</td>
       <td>${r.actions.map((a) => `${esc(a.type)}: ${esc(target(a))}`).join('<br>')}</td>
       <td class="actions"><button type="button" class="rule-history-btn" data-id="${esc(r.id)}">History</button>
-        <button type="button" class="rule-edit" data-id="${esc(r.id)}" ${ro ? 'disabled title="read-only key"' : ''}>Edit</button></td></tr>`).join('');
+        <button type="button" class="rule-edit" data-id="${esc(r.id)}" ${dis}>Edit</button>
+        <button type="button" class="rule-silence" data-id="${esc(r.id)}" ${dis}>${silenced(r) ? 'Unsilence' : 'Silence 1 h'}</button>
+        <button type="button" class="rule-delete" data-id="${esc(r.id)}" ${dis}>Delete</button>
+        ${silenced(r) ? `<div class="muted rule-silenced">silenced until ${esc(dateTime(r.silenced_until))}</div>` : ''}</td></tr>`).join('');
   }
 
   function clearErrors() {
@@ -150,6 +156,19 @@ export function rulesSection(root, { base, metrics }) {
     if (!btn) return;
     const rule = rules.find((r) => r.id === btn.dataset.id);
     if (btn.classList.contains('rule-edit')) edit(rule);
+    const url = `${base}/${encodeURIComponent(rule.id)}`;
+    try {
+      if (btn.classList.contains('rule-silence')) {
+        const until = silenced(rule) ? null : new Date(Date.now() + 3_600_000).toISOString();
+        await api(`${url}/silence`, { method: 'POST', body: { until } });
+        await load();
+      }
+      if (btn.classList.contains('rule-delete') && window.confirm(`Delete the alert rule “${rule.name}”?`)) {
+        await api(url, { method: 'DELETE' });
+        if (editing && editing.id === rule.id) edit(null);
+        await load();
+      }
+    } catch (err) { $('#rule-error').textContent = err.message; }
     if (btn.classList.contains('rule-history-btn')) {
       const box = $('.rule-history');
       box.hidden = false;

@@ -184,6 +184,14 @@ const LINE = [29, 78, 216];  // chart.js COLORS.line, the data series' stroke
     await page.click('#app-alerts tbody tr:has-text("Slow responses") .rule-history-btn');
     await page.waitForSelector('.history-table tbody tr');
     seen.history = await page.$$eval('.history-table tbody tr', (trs) => trs.map((tr) => [...tr.cells].slice(1).map((c) => c.textContent.trim())));
+    // Silence one rule for an hour; delete the other, confirming the dialog.
+    await page.click('#app-alerts tbody tr:has-text("Error budget") .rule-silence');
+    await page.waitForSelector('#app-alerts tbody tr:has-text("Error budget") .rule-silenced');
+    seen.silenceButton = await page.textContent('#app-alerts tbody tr:has-text("Error budget") .rule-silence');
+    page.once('dialog', (d) => { seen.deleteDialog = d.message(); d.accept(); });
+    await page.click('#app-alerts tbody tr:has-text("Slow responses") .rule-delete');
+    await page.waitForFunction(() => document.querySelectorAll('#app-alerts .rules-table tbody tr').length === 1);
+    seen.rulesAfterDelete = await page.$$eval('#app-alerts .rules-table tbody tr', (trs) => trs.map((tr) => tr.cells[0].textContent.trim()));
 
     // -- keys ----------------------------------------------------------------------
     await page.click('[data-nav="keys"]');
