@@ -65,10 +65,14 @@ class RunningApi:
 
     def __enter__(self):
         self.thread.start()
-        deadline = time.monotonic() + 60
+        # Start-up joins consumer groups and replays config topics: seconds normally, but
+        # a loaded 2-core machine has been seen past a minute.
+        deadline = time.monotonic() + 150
         while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("api did not start")
+            if not self.thread.is_alive():
+                raise RuntimeError("api did not start: its start-up failed (see the log above)")
+            if time.monotonic() > deadline:
+                raise RuntimeError("api did not start within 150 s")
             time.sleep(0.02)
         return self
 
