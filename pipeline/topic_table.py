@@ -70,6 +70,15 @@ class TopicTable:
         for _, loop, fut in ready:
             loop.call_soon_threadsafe(lambda f=fut: f.done() or f.set_result(None))
 
+    def wait_applied(self, offset: int, timeout: float) -> bool:
+        """For a command without an event loop: wait until the record at `offset` has been applied."""
+        deadline = time.monotonic() + timeout
+        while self._position <= offset:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     async def caught_up(self, offset: int, timeout: float = 10) -> None:
         """Wait until the record at `offset` has been applied."""
         loop = asyncio.get_running_loop()

@@ -218,7 +218,7 @@ def test_middleware_puts_the_headers_on_errors_and_refusals_too():
                                "message": "The server failed to answer this request; retry later"}
     assert (fine_res.status_code, fine_res.text, limits(fine_res)) == (200, "ok", ("2", "0", reset))
     assert (refused.status_code, limits(refused)) == (429, ("2", "0", reset))
-    assert refused.json()["message"].startswith("This key has used its 2 requests of this hour (tiny plan)")
+    assert refused.json()["message"].startswith("This account has used its 2 requests of this hour (tiny plan)")
     assert limits(anonymous) == limits(other) == (None, None, None)
 
 
@@ -444,7 +444,7 @@ def test_two_api_processes_share_one_count(make_settings, test_plan):
             reset_iso = datetime.fromtimestamp(reset, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
             assert res.json() == {
                 "success": False, "error": "Rate limit exceeded",
-                "message": f"This key has used its {TEST_LIMIT} requests of this hour (test plan); "
+                "message": f"This account has used its {TEST_LIMIT} requests of this hour (test plan); "
                            f"the quota resets at {reset_iso}, in {retry} s",
                 "retry_after_ms": retry * 1000, "retry_after_seconds": retry}
             # another key of the same account has a quota of its own
