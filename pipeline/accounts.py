@@ -81,7 +81,7 @@ def key_record(email: str, *, requested_by: str | None, read_only: bool = False)
                  "created_at": now_ms(), "revoked_at": None, "read_only": read_only}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a book of 200,000 keys is 200,000 of these
 class KeyState:
     key_id: str
     key_hash: str
@@ -98,7 +98,7 @@ class KeyState:
         return self.revoked_at is None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Grant:
     """An emailed one-time token (only its hash) that may create one key of `email`."""
     token_hash: str
@@ -122,7 +122,9 @@ class KeyBook:
         self.refused: set[str] = set()  # creations and revocations the rules turned down
 
     def apply(self, key_id: str, record: dict) -> None:
-        state = KeyState(**{f: record[f] for f in KeyState.__dataclass_fields__ if f in record})
+        state = KeyState(record["key_id"], record["key_hash"], record["email"], record["tenant"], record["masked"],
+                         record["created_at"], record.get("requested_by"), record.get("revoked_at"),
+                         record.get("read_only", False))
         known = self.by_id.get(key_id)
         if known is None:
             if state.revoked_at is None and self._admits(state):

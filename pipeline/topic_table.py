@@ -65,6 +65,8 @@ class TopicTable:
         self._apply(msg.key(), msg.value())
         with self._lock:
             self._position = msg.offset() + 1
+            if not self._waiters:  # the replay at start, and most records after it
+                return
             ready = [w for w in self._waiters if w[0] < self._position]
             self._waiters = [w for w in self._waiters if w[0] >= self._position]
         for _, loop, fut in ready:
