@@ -23,7 +23,8 @@ from confluent_kafka import Producer
 
 from schemas import codec
 
-from .accounts import EMAIL, MAX_ACTIVE_KEYS, OPERATOR, KeyRegistry, hash_key, key_record, normalize_email, now_ms, tenant_for
+from .accounts import (EMAIL, MAX_ACTIVE_KEYS, OPERATOR, KeyRegistry, hash_key, key_record, normalize_email, now_ms,
+                       tenant_for)
 from .limits import Denied
 from .notifier.channels import Permanent, Transient, send_email
 from .notifier.messages import Rendered
@@ -73,7 +74,8 @@ async def send_key_mail(smtp_url: str, sender: str, email: str, link: str, grant
             await send_email(smtp_url, sender, [email], key_mail(link), f"key-{grant_hash[:24]}", timeout=20)
             return True
         except Transient as exc:
-            log.warning("key mail not sent yet (%s); %s", exc, "retrying" if delay != MAIL_ATTEMPTS[-1] else "giving up")
+            last = delay == MAIL_ATTEMPTS[-1]
+            log.warning("key mail not sent%s (%s)%s", "" if last else " yet", exc, "" if last else "; retrying")
         except Permanent as exc:
             log.warning("key mail not sent: %s", exc)
             return False

@@ -13,6 +13,7 @@ from pipeline.signup import SignupLimits, WindowLimiter
 from sophra import cli
 from sophra.settings import Settings
 
+from .conftest import eventually
 from .receivers import SmtpServer
 
 EMAIL = "ops@example.com"
@@ -206,6 +207,16 @@ def test_the_answer_does_not_wait_for_the_mail(running_api):
 
 
 @integration
+def test_a_key_mail_refused_for_now_is_sent_again(running_api):
+    with SmtpServer(fail_times=1) as flaky:  # 451 once, then accepted
+        api = running_api(signup="email", smtp_url=flaky.url, public_url=PUBLIC)
+        assert ask(api, "retry@example.com").status_code == 202
+        mails = flaky.wait_for(1, timeout=15)
+        assert (flaky.failed, [m.rcpt_tos for m in mails]) == (1, [["retry@example.com"]])
+        assert claim(api, token_of(mails[0])).json()["email"] == "retry@example.com"
+
+
+@integration
 def test_links_expire_and_race_to_one_key(email_api, smtp, monkeypatch):
     api = email_api
     assert ask(api, "race@example.com").status_code == 202
@@ -270,7 +281,6 @@ def test_closed_signup_only_the_operator_creates_accounts(running_api, monkeypat
     key = out[1]
     assert key.startswith("sk_live_") and len(out) == 2
     with api.client(key) as http:
-        from .conftest import eventually
         assert eventually(lambda: http.get("/api/keys").status_code == 200)
         assert http.get("/api/keys").json()["email"] == "new@example.com"
     assert ask(api, "new@example.com", key).status_code == 201  # the account's own key: as in every mode
