@@ -4,8 +4,8 @@ applies it to every /v1 request that carries a valid key. Rules: pipeline/quota.
 behaviour and numbers: docs/quota.md.
 
 Every /v1 response to a valid key carries X-RateLimit-Limit, X-RateLimit-Remaining and
-X-RateLimit-Reset (epoch seconds of the end of the UTC hour); an enterprise key gets
-`unlimited` in the first two. A request without a valid key is left to the route,
+X-RateLimit-Reset (epoch seconds of the end of the UTC hour); an enterprise account gets
+`unlimited` in the first two. The count is the account's: all its keys share it. A request without a valid key is left to the route,
 which answers 401 without them: there is no key to count against.
 """
 import asyncio
@@ -66,12 +66,12 @@ class QuotaService:
         return self.plans.plan_of(key.tenant)
 
     async def acquire(self, key: KeyState, plan: str) -> Decision:
-        """Count one request of `key`, or refuse it. Over this process's budget of
+        """Count one request of `key`'s account, or refuse it. Over this process's budget of
         unconfirmed grants, report at once and wait (up to CONFIRM_WAIT_S) for the worker."""
         limit = limit_of(plan)
         deadline = None
         while True:
-            decision = self.counter.decide(key.key_id, key.tenant, limit, _now_ms())
+            decision = self.counter.decide(key.tenant, key.tenant, limit, _now_ms())  # per account, not per key
             if not decision.wait:
                 return decision
             self._report_now.set()
@@ -127,11 +127,11 @@ def rate_limit_headers(d: Decision) -> list[tuple[bytes, bytes]]:
 
 def refusal_body(d: Decision, plan: str) -> dict:
     if d.wait:
-        message = (f"This key's usage is being confirmed across api processes; retry in {d.retry_after} s "
+        message = (f"This account's usage is being confirmed across api processes; retry in {d.retry_after} s "
                    f"({d.remaining} requests left this hour)")
     else:
         reset = datetime.fromtimestamp(d.reset, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        message = (f"This key has used its {d.limit} requests of this hour ({plan} plan); "
+        message = (f"This account has used its {d.limit} requests of this hour ({plan} plan); "
                    f"the quota resets at {reset}, in {d.retry_after} s")
     return {"success": False, "error": "Rate limit exceeded", "message": message,
             "retry_after_ms": d.retry_after * 1000, "retry_after_seconds": d.retry_after}

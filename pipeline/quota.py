@@ -1,9 +1,12 @@
-"""The /v1 hourly quota per API key: the rules in one place, and the replicated state
+"""The /v1 hourly quota per account: the rules in one place, and the replicated state
 behind them (docs/quota.md).
 
-- Each key may make PLAN_LIMITS[plan] requests per fixed UTC hour; the plan belongs to
-  the account (tenant) and is set by `sophra plan` on the compacted `accounts.plans`
-  topic; without a record an account is on DEFAULT_PLAN.
+- Each account (tenant) may make PLAN_LIMITS[plan] requests per fixed UTC hour, whichever
+  of its keys makes them: one count for all its keys, so more keys, or revoking one and
+  creating another, never add to it. The plan is set by `sophra plan` on the compacted
+  `accounts.plans` topic; without a record an account is on DEFAULT_PLAN.
+- Below, "key" is what is counted, the `key_id` of the usage records: the api counts by
+  the account's tenant (api/quota.py), so that field holds the tenant.
 - The count is shared by every api process. Each process counts the requests it grants
   per key and hour (`UsageCounter`) and, every REPORT_INTERVAL_S, reports its running
   count of each key it touched to `api.usage`. The worker keeps, per key and hour, each
@@ -43,7 +46,7 @@ from .topic_table import TopicTable
 
 log = logging.getLogger("sophra.quota")
 
-# Requests per key per hour; None = unlimited. Tests add a small hidden plan here.
+# Requests per account per hour; None = unlimited. Tests add a small hidden plan here.
 PLAN_LIMITS: dict[str, int | None] = {"standard": 1_000, "pro": 10_000, "enterprise": None}
 PLANS = ("standard", "pro", "enterprise")  # what `sophra plan` offers
 DEFAULT_PLAN = "standard"
@@ -283,4 +286,4 @@ def set_plan(bootstrap: str, topic: str, email: str, plan: str, timeout: float =
 
 
 def describe_limit(limit: int | None) -> str:
-    return "unlimited requests" if limit is None else f"{limit:,} requests per hour per key"
+    return "unlimited requests" if limit is None else f"{limit:,} requests per hour per account"

@@ -65,10 +65,21 @@ class TopicTable:
         self._apply(msg.key(), msg.value())
         with self._lock:
             self._position = msg.offset() + 1
+            if not self._waiters:  # the replay at start, and most records after it
+                return
             ready = [w for w in self._waiters if w[0] < self._position]
             self._waiters = [w for w in self._waiters if w[0] >= self._position]
         for _, loop, fut in ready:
             loop.call_soon_threadsafe(lambda f=fut: f.done() or f.set_result(None))
+
+    def wait_applied(self, offset: int, timeout: float) -> bool:
+        """For a command without an event loop: wait until the record at `offset` has been applied."""
+        deadline = time.monotonic() + timeout
+        while self._position <= offset:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
     async def caught_up(self, offset: int, timeout: float = 10) -> None:
         """Wait until the record at `offset` has been applied."""

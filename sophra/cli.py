@@ -8,6 +8,7 @@
     sophra migrate  apply ClickHouse migrations
     sophra replay   recompute ARI's derived records after a rule change
     sophra plan     set an account's plan (standard, pro, enterprise): its /v1 hourly quota
+    sophra account  create an account, or a new key of one (SOPHRA_SIGNUP=closed; a lost key)
     sophra kafka    fetch the broker jars, or run the broker alone
 """
 import argparse
@@ -171,6 +172,20 @@ def cmd_replay(args) -> int:
     return 0
 
 
+def _operator_bootstrap(settings: Settings, command: str) -> str:
+    """Kafka for an operator command: the configured one, or the embedded broker of a
+    running `sophra up`, found in its data folder."""
+    if settings.kafka_bootstrap_servers:
+        return settings.kafka_bootstrap_servers
+    from deploy.local_kafka import _read_properties
+
+    props = settings.data_dir / "kafka" / "server.properties"
+    advertised = _read_properties(props).get("advertised.listeners", "") if props.is_file() else ""
+    if not advertised.startswith("PLAINTEXT://"):
+        raise SystemExit(f"sophra {command}: set KAFKA_BOOTSTRAP_SERVERS (or --kafka), or run it beside `sophra up`")
+    return advertised.removeprefix("PLAINTEXT://").split(",")[0]
+
+
 def cmd_plan(args) -> int:
     from confluent_kafka import KafkaException
 
@@ -178,15 +193,7 @@ def cmd_plan(args) -> int:
     from pipeline.topics import ACCOUNT_PLANS, ensure_topics
 
     settings = _settings(args)
-    bootstrap = settings.kafka_bootstrap_servers
-    if not bootstrap:  # the embedded broker of a running `sophra up`, found in its data folder
-        from deploy.local_kafka import _read_properties
-
-        props = settings.data_dir / "kafka" / "server.properties"
-        advertised = _read_properties(props).get("advertised.listeners", "") if props.is_file() else ""
-        if not advertised.startswith("PLAINTEXT://"):
-            raise SystemExit("sophra plan: set KAFKA_BOOTSTRAP_SERVERS (or --kafka), or run it beside `sophra up`")
-        bootstrap = advertised.removeprefix("PLAINTEXT://").split(",")[0]
+    bootstrap = _operator_bootstrap(settings, "plan")
     try:
         ensure_topics(bootstrap, settings.topic_prefix, timeout=10)
         tenant, _ = set_plan(bootstrap, settings.topic(ACCOUNT_PLANS.name), args.email, args.plan, timeout=10)
@@ -194,6 +201,25 @@ def cmd_plan(args) -> int:
         raise SystemExit(f"sophra plan: {exc} (Kafka at {bootstrap})")
     print(f"{args.email.strip().lower()} ({tenant}) is on the {args.plan} plan: "
           f"{describe_limit(limit_of(args.plan))}", flush=True)
+    return 0
+
+
+def cmd_account(args) -> int:
+    from confluent_kafka import KafkaException
+
+    from pipeline.signup import AccountError, create_key_as_operator
+    from pipeline.topics import ACCOUNT_KEYS, ensure_topics
+
+    settings = _settings(args)
+    bootstrap = _operator_bootstrap(settings, "account")
+    try:
+        ensure_topics(bootstrap, settings.topic_prefix, timeout=10)
+        key, tenant, new = create_key_as_operator(bootstrap, settings.topic(ACCOUNT_KEYS.name), args.email,
+                                                  timeout=30)
+    except (AccountError, KafkaException) as exc:
+        raise SystemExit(f"sophra account: {exc} (Kafka at {bootstrap})")
+    what = "created; its first key" if new else "exists; a new key"
+    print(f"{args.email.strip().lower()} ({tenant}) {what} (shown once, only its hash is stored):\n{key}", flush=True)
     return 0
 
 
@@ -217,7 +243,9 @@ def parser() -> argparse.ArgumentParser:
         ("notifier", cmd_notifier, [common], "deliver alerts and ARI notifications (email, Slack, webhooks)"),
         ("migrate", cmd_migrate, [common], "apply ClickHouse migrations"),
         ("replay", cmd_replay, [common], "recompute ARI's derived records after a rule change (stop the worker first)"),
-        ("plan", cmd_plan, [common], "set an account's plan: its /v1 requests per hour per key (docs/quota.md)"),
+        ("plan", cmd_plan, [common], "set an account's plan: its /v1 requests per hour (docs/quota.md)"),
+        ("account", cmd_account, [common], "create an account and print its first key, or a new key of an "
+                                           "existing one (README \"Keys\")"),
     ]:
         sp = sub.add_parser(name, parents=parents, help=text, description=text, epilog=env_help(), formatter_class=fmt)
         sp.set_defaults(fn=fn)
@@ -232,7 +260,10 @@ def parser() -> argparse.ArgumentParser:
     plan = sub.choices["plan"]
     plan.add_argument("email", help="the account's email")
     plan.add_argument("plan", choices=PLANS,
-                      help="standard: 1,000 requests/hour per key; pro: 10,000; enterprise: unlimited")
+                      help="standard: 1,000 requests/hour per account; pro: 10,000; enterprise: unlimited")
+    account = sub.choices["account"]
+    account.add_argument("action", choices=["create"], help="create: a full key (and the account if it has none)")
+    account.add_argument("email", help="the account's email")
     sub.choices["worker"].add_argument("--loglevel", default="warn", choices=["crit", "error", "warn", "info", "debug"])
     # Listed for --help only: main() hands `sophra kafka ...` to the broker runner's own parser.
     sub.add_parser("kafka", help="fetch the Kafka jars or run the local broker alone (see `sophra kafka -h`)")

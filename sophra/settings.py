@@ -4,8 +4,9 @@ CLI flags override the environment by passing keyword arguments to `Settings(...
 """
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -53,8 +54,21 @@ class Settings(BaseSettings):
     notify_retry_base_ms: int = _env("SOPHRA_NOTIFY_RETRY_BASE_MS", "First retry delay of a failed delivery; doubles "
                                      "each attempt up to 30 min, with jitter, for 24 h", 5000,
                                      field="notify_retry_base_ms", gt=0)
+    signup: Literal["open", "email", "closed"] = _env(
+        "SOPHRA_SIGNUP", "Who gets API keys without one (README \"Keys\"): open = whoever names an email (one person "
+        "on their own machine); email = a one-time link mailed to the address (needs SOPHRA_SMTP_URL); "
+        "closed = only `sophra account create`", "open", field="signup")
     notifier_group: str = _env("SOPHRA_NOTIFIER_GROUP", "Consumer group of the notifier", "sophra-notifier",
                                field="notifier_group")
+
+    @model_validator(mode="after")
+    def _signup_can_mail(self):
+        # Refuse to start rather than answer "check your inbox" for mails that can never go.
+        if self.signup == "email" and not self.smtp_url:
+            raise ValueError("SOPHRA_SIGNUP=email mails each new key's link: set SOPHRA_SMTP_URL (and SOPHRA_PUBLIC_URL "
+                             "for the link), or choose SOPHRA_SIGNUP=closed (keys by `sophra account create`) "
+                             "or open")
+        return self
 
     @cached_property
     def clickhouse_dsn(self) -> str:

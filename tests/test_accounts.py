@@ -71,3 +71,29 @@ def test_read_only_keys_never_leave_an_account_without_a_full_key():
     assert [(k.key_id, k.read_only, k.active) for k in book.keys_of(TENANT)] == [
         ("k1", False, False), ("k2", True, False), ("k3", False, True)]
     assert book.refused == {"k0", "k1@50"}
+
+
+class NoScan(dict):
+    """A dict that fails when iterated: what a request or the replay looks up must not scan the book."""
+
+    def __iter__(self):
+        raise AssertionError("scanned")
+
+    values = items = keys = __iter__
+
+
+def test_lookups_and_rules_use_the_indexes_not_a_scan():
+    book = KeyBook()
+    book.by_id = NoScan()
+    book.apply("k1", creation(1, requested_by=None))
+    for n in range(2, 5):
+        book.apply(f"k{n}", creation(n))
+    book.apply("k2", {**creation(2), "revoked_at": 9})
+    book.apply("k10", creation(10, requested_by=None, email="other@example.com"))
+    assert book.authenticate("key-3").key_id == "k3" and book.authenticate("key-2") is None
+    assert book.has_account(EMAIL) and not book.has_account("nobody@example.com")
+    assert [k.key_id for k in book.active_for(EMAIL)] == ["k1", "k3", "k4"]
+    assert [(k.key_id, k.active) for k in book.keys_of(TENANT)] == [("k1", True), ("k2", False), ("k3", True),
+                                                                    ("k4", True)]
+    assert [k.key_id for k in book.keys_of(tenant_for("other@example.com"))] == ["k10"]
+    assert book.revocable(book.by_id["k1"]) and book.keys_of("acct_none") == [] and book.active_for("x@y.z") == []

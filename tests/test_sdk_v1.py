@@ -132,7 +132,7 @@ def on_plan(api, plan: str) -> str:
 
 def refusal_message(reset: int, retry_after: int) -> str:
     at = datetime.fromtimestamp(reset, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return (f"This key has used its {TEST_LIMIT} requests of this hour (test plan); "
+    return (f"This account has used its {TEST_LIMIT} requests of this hour (test plan); "
             f"the quota resets at {at}, in {retry_after} s")
 
 

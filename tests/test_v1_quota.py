@@ -1,4 +1,4 @@
-"""The /v1 hourly quota per key (docs/quota.md): the rules on their own, then on the real
+"""The /v1 hourly quota per account (docs/quota.md): the rules on their own, then on the real
 broker with the real worker: headers, plans, `sophra plan`, and one count shared by two
 api processes."""
 import os
@@ -53,7 +53,7 @@ def test_a_fresh_key_counts_down_from_its_limit():
     first = c.decide("k", "t", 1000, T0 + 5)
     assert (first.granted, first.limit, first.remaining, first.reset) == (True, 1000, 999, (T0 + WINDOW_MS) // 1000)
     assert c.decide("k", "t", 1000, T0 + 6).remaining == 998
-    assert c.decide("other", "t", 1000, T0 + 7).remaining == 999  # per key
+    assert c.decide("other", "t", 1000, T0 + 7).remaining == 999  # per counted id (the api counts accounts)
     assert c.decide("k", "t", 1000, T0 + WINDOW_MS).remaining == 999  # the next hour starts afresh
     unlimited = c.decide("k", "t", None, T0 + 8)
     assert (unlimited.granted, unlimited.limit, unlimited.remaining) == (True, None, None)
@@ -218,7 +218,7 @@ def test_middleware_puts_the_headers_on_errors_and_refusals_too():
                                "message": "The server failed to answer this request; retry later"}
     assert (fine_res.status_code, fine_res.text, limits(fine_res)) == (200, "ok", ("2", "0", reset))
     assert (refused.status_code, limits(refused)) == (429, ("2", "0", reset))
-    assert refused.json()["message"].startswith("This key has used its 2 requests of this hour (tiny plan)")
+    assert refused.json()["message"].startswith("This account has used its 2 requests of this hour (tiny plan)")
     assert limits(anonymous) == limits(other) == (None, None, None)
 
 
@@ -266,7 +266,7 @@ def test_headers_on_every_v1_response_of_a_fresh_key(api):
         assert (invalid.status_code, limits(invalid)) == (400, ("1000", "997", str(next_hour())))
         assert limits(http.get("/v1/nowhere")) == ("1000", "996", str(next_hour()))
         with api.client(api.new_key()) as other:
-            assert limits(other.get("/v1/applications")) == ("1000", "999", str(next_hour()))  # per key
+            assert limits(other.get("/v1/applications")) == ("1000", "999", str(next_hour()))  # per account
         # outside /v1, and without a valid key (nothing to count against): no quota headers
         assert limits(http.get("/api/agents")) == (None, None, None)
         unauthenticated = httpx.get(f"{api.url}/v1/applications")
@@ -296,7 +296,7 @@ def test_sophra_plan_changes_the_limit(api, monkeypatch, capsys):
         # through the command's function
         monkeypatch.setenv("SOPHRA_TOPIC_PREFIX", s.topic_prefix)
         assert cli.main(["plan", email.upper(), "pro", "--kafka", s.kafka_bootstrap_servers]) == 0
-        assert capsys.readouterr().out.endswith("is on the pro plan: 10,000 requests per hour per key\n")
+        assert capsys.readouterr().out.endswith("is on the pro plan: 10,000 requests per hour per account\n")
         # the hour's count carries over to the new limit
         assert eventually(lambda: limits(http.get("/v1/applications"))[0] == "10000")
         res = http.get("/v1/applications")
@@ -309,7 +309,7 @@ def test_sophra_plan_changes_the_limit(api, monkeypatch, capsys):
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         tenant = api.app.state.keys.book.authenticate(key).tenant
-        assert done.stdout == f"{email} ({tenant}) is on the standard plan: 1,000 requests per hour per key\n"
+        assert done.stdout == f"{email} ({tenant}) is on the standard plan: 1,000 requests per hour per account\n"
         assert eventually(lambda: limits(http.get("/v1/applications"))[0] == "1000")
         assert int(limits(http.get("/v1/applications"))[1]) <= 1000 - used - 2
         refused = subprocess.run([sys.executable, "-m", "sophra", "plan", email, "gold"], env=env,
@@ -335,6 +335,40 @@ def test_without_the_worker_a_process_decides_alone_after_a_short_wait(api, test
         assert [r.status_code for r in responses] == [200] * TEST_LIMIT + [429]
         assert [limits(r)[1] for r in responses] == [str(n) for n in range(TEST_LIMIT - 1, -1, -1)] + ["0"]
         assert sum(1 for s in took if s >= quota.CONFIRM_WAIT_S) == 1 and max(took) < quota.CONFIRM_WAIT_S + 1
+
+
+@integration
+def test_all_keys_of_an_account_share_one_count(api, test_plan):
+    """More keys, or revoking one and creating another, never add to the account's quota."""
+    clear_of_the_hour_end(30)
+    email = "keys@test.sophra"
+    first = api.new_key(email)
+    plan(api.settings, email, test_plan)
+    assert eventually(lambda: api.app.state.quota.plans.plan_of(tenant_for(email)) == test_plan)
+
+    def new_key(key):
+        res = httpx.post(f"{api.url}/api/keys", json={"email": email}, headers={"Authorization": f"Bearer {key}"})
+        assert res.status_code == 201, res.text
+        return res.json()
+
+    second = new_key(first)
+    remaining = []
+    with api.client(first) as a, api.client(second["key"]) as b:
+        for http in (a, b, a, b, b):
+            remaining.append(limits(http.get("/v1/applications"))[1])
+        with api.client(first) as http:
+            assert http.delete(f"/api/keys/{second['key_id']}").status_code == 200
+        assert b.get("/v1/applications").status_code == 401
+    third = new_key(first)["key"]
+    with api.client(third) as c:
+        remaining.append(limits(c.get("/v1/applications"))[1])
+        assert remaining == [str(TEST_LIMIT - n) for n in range(1, 7)]  # one count, never reset
+        codes = [c.get("/v1/applications").status_code for _ in range(TEST_LIMIT - 6 + 1)]
+        assert codes == [200] * (TEST_LIMIT - 6) + [429]
+    with api.client(first) as a:
+        res = a.get("/v1/applications")
+        assert (res.status_code, limits(res)[:2]) == (429, (str(TEST_LIMIT), "0"))
+        assert res.json()["message"].startswith(f"This account has used its {TEST_LIMIT} requests of this hour")
 
 
 def hammer(url: str, key: str, threads: int, until: float) -> tuple[int, list[httpx.Response]]:
@@ -371,8 +405,8 @@ def test_two_api_processes_share_one_count(make_settings, test_plan):
         try:
             qa, qb = a.app.state.quota, b.app.state.quota
 
-            def key_id(key):
-                return a.app.state.keys.book.authenticate(key).key_id
+            def key_id(key):  # what the quota counts: the key's account
+                return a.app.state.keys.book.authenticate(key).tenant
 
             def seen_by_b(key, count) -> bool:  # b's view of a's count, from the worker
                 now = time.time_ns() // 1_000_000
@@ -444,13 +478,14 @@ def test_two_api_processes_share_one_count(make_settings, test_plan):
             reset_iso = datetime.fromtimestamp(reset, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
             assert res.json() == {
                 "success": False, "error": "Rate limit exceeded",
-                "message": f"This key has used its {TEST_LIMIT} requests of this hour (test plan); "
+                "message": f"This account has used its {TEST_LIMIT} requests of this hour (test plan); "
                            f"the quota resets at {reset_iso}, in {retry} s",
                 "retry_after_ms": retry * 1000, "retry_after_seconds": retry}
-            # another key of the same account has a quota of its own
+            # another key of the same account shares the used-up quota
             second = httpx.post(f"{b.url}/api/keys", json={"email": email}, headers={"Authorization": f"Bearer {key}"})
             assert second.status_code == 201, second.text
             with b.client(second.json()["key"]) as http:  # b wrote the key: b knows it at once
-                assert limits(http.get("/v1/applications"))[:2] == (str(TEST_LIMIT), str(TEST_LIMIT - 1))
+                res = http.get("/v1/applications")
+                assert (res.status_code, limits(res)[:2]) == (429, (str(TEST_LIMIT), "0"))
         finally:
             assert terminate(worker) == 0

@@ -1,24 +1,27 @@
-"""API keys: issue (onboarding), list (masked), revoke.
+"""API keys: issue (onboarding), list (masked), revoke; and the emailed one-time link.
 
-The first key of an email needs no authentication; further keys of that account must
-be requested with one of its keys, or anyone could mint a key into someone else's
-account. The decisions are taken by the key book's rules in log order
-(pipeline/accounts.py); these routes write the request and report the outcome.
+With one of the account's keys in the request, `POST /api/keys` creates another key of
+that account (201, the key) in every signup mode. Without one, SOPHRA_SIGNUP decides
+(README "Keys"): `open` creates the account's first key, and refuses (403) an email that
+has an account, or anyone could mint a key into someone else's account; `email` answers
+one 202, the same bytes whether or not the account exists, and mails a one-time link
+(pipeline/signup.py) that `POST /api/keys/claim` turns into a key; `closed` refuses
+(accounts come from `sophra account create`). The decisions on keys are taken by the key
+book's rules in log order (pipeline/accounts.py); these routes write the request and
+report the outcome.
 """
-import secrets
-import time
-
-from fastapi import APIRouter
+from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline import accounts
+from pipeline import accounts, signup
 from pipeline.topics import ACCOUNT_KEYS
 from schemas import codec
 
 from ..auth import CurrentKey, OptionalKey
 from ..deps import KeysDep, ProducerDep, SettingsDep
 from ..errors import ApiError, invalid
-from ..models import ErrorOut, iso_ms
+from ..models import ErrorOut, RateLimited, iso_ms
 
 router = APIRouter(tags=["keys"])
 
@@ -27,7 +30,12 @@ class KeyRequest(BaseModel):
     model_config = ConfigDict(strict=True)
     email: str = Field(max_length=254, description="Account email; the key belongs to this account")
     read_only: bool = Field(False, description="A read-only key can only read (GET); its writes get 403. "
-                                               "An account's first key is always a full key.")
+                                               "An account's first key, and a key sent by email, is a full key.")
+
+
+class ClaimRequest(BaseModel):
+    model_config = ConfigDict(strict=True)
+    token: str = Field(min_length=1, max_length=200, description="The token after #claim= in the mailed link")
 
 
 class KeyInfo(BaseModel):
@@ -43,6 +51,11 @@ class KeyCreated(KeyInfo):
     success: bool = True
     key: str = Field(description="The API key. Shown once: only its hash is stored.")
     email: str
+
+
+class KeyMailed(BaseModel):
+    success: bool = True
+    message: str
 
 
 class KeyList(BaseModel):
@@ -68,42 +81,104 @@ def _info(k: accounts.KeyState) -> KeyInfo:
 
 ACCOUNT_EXISTS = dict(status=403, error="Account exists",
                       message="This email already has an account: create further keys with one of its keys")
+SIGNUP_CLOSED = dict(status=403, error="Signup closed",
+                     message="This server creates accounts and keys by its operator only (sophra account create); "
+                             "with a key of your account you can create further keys here")
 TOO_MANY = dict(status=409, error="Key limit reached",
                 message=f"At most {accounts.MAX_ACTIVE_KEYS} active keys per email; revoke one first")
+LINK_GONE = dict(status=410, error="Link expired or used",
+                 message="This link has expired or was already used: ask for a new one on /onboarding.html")
+# One body for every email, with or without an account: it must not tell them apart.
+MAILED = KeyMailed(message=f"If this address can receive mail, a link to a new key is on its way: check your "
+                           f"inbox. The link works once, within {signup.GRANT_TTL_MS // 60_000} minutes.")
 
 
-async def _write(settings, producer, keys, record: dict) -> None:
-    _, offset = await producer.send(settings.topic(ACCOUNT_KEYS.name), record["key_id"].encode(),
-                                    codec.encode("api_key", record))
+async def _write(settings, producer, keys, kind: str, key: str, record: dict) -> None:
+    _, offset = await producer.send(settings.topic(ACCOUNT_KEYS.name), key.encode(), codec.encode(kind, record))
     await keys.caught_up(offset)
 
 
+def _limits(request: Request) -> signup.SignupLimits:
+    state = request.app.state
+    if not hasattr(state, "signup_limits"):  # one per api process
+        state.signup_limits = signup.SignupLimits()
+    return state.signup_limits
+
+
+async def _create(settings, producer, keys, email: str, requested_by: str | None, read_only: bool,
+                  refusal: dict) -> KeyCreated:
+    key, record = accounts.key_record(email, requested_by=requested_by, read_only=read_only)
+    await _write(settings, producer, keys, "api_key", record["key_id"], record)
+    state = keys.book.by_id.get(record["key_id"])
+    if state is None:  # a concurrent request came first in the log and the rules refused this one
+        raise ApiError(**refusal)
+    return KeyCreated(key=key, email=email, **_info(state).model_dump())
+
+
 @router.post("/api/keys", status_code=201, response_model=KeyCreated,
-             responses={400: {"model": ErrorOut}, 403: {"model": ErrorOut}, 409: {"model": ErrorOut}})
-async def create_key(body: KeyRequest, caller: OptionalKey, settings: SettingsDep,
-                     producer: ProducerDep, keys: KeysDep) -> KeyCreated:
+             responses={202: {"model": KeyMailed, "description": "SOPHRA_SIGNUP=email, without a key of the "
+                                                                 "account: a one-time link was mailed"},
+                        400: {"model": ErrorOut}, 403: {"model": ErrorOut}, 409: {"model": ErrorOut},
+                        429: {"model": RateLimited}})
+async def create_key(body: KeyRequest, caller: OptionalKey, request: Request, background: BackgroundTasks,
+                     settings: SettingsDep, producer: ProducerDep, keys: KeysDep):
     email = accounts.normalize_email(body.email)
     if not accounts.EMAIL.match(email):
         raise invalid("email", "is not a valid email address")
-    tenant = accounts.tenant_for(email)
     book = keys.book
-    own_account = caller is not None and caller.tenant == tenant
-    if book.has_account(email) and not own_account:
+    if caller is not None and caller.tenant == accounts.tenant_for(email):  # the account asks: every mode
+        if len(book.active_for(email)) >= accounts.MAX_ACTIVE_KEYS:
+            raise ApiError(**TOO_MANY)
+        return await _create(settings, producer, keys, email, caller.tenant, body.read_only, TOO_MANY)
+    if settings.signup == "closed":
+        raise ApiError(**SIGNUP_CLOSED)
+    if settings.signup == "email":
+        return await _mail_link(email, body.read_only, request, background, settings, producer, keys)
+    if book.has_account(email):
         raise ApiError(**ACCOUNT_EXISTS)
-    if body.read_only and not book.has_account(email):
+    if body.read_only:
         raise invalid("read_only", "the account's first key must be a full key (read_only false)")
-    if len(book.active_for(email)) >= accounts.MAX_ACTIVE_KEYS:
+    return await _create(settings, producer, keys, email, caller.tenant if caller else None, False, ACCOUNT_EXISTS)
+
+
+async def _mail_link(email, read_only, request, background, settings, producer, keys) -> JSONResponse:
+    # Nothing here looks at the account: the answer, and the work before it, are the same for all.
+    if read_only:
+        raise invalid("read_only", "a key sent by email is a full key: create read-only keys with a key of "
+                                   "the account")
+    address = request.client.host if request.client else "unknown"
+    if denied := _limits(request).acquire(address, email):
+        raise ApiError(429, "Rate limit exceeded",
+                       f"At most {signup.PER_ADDRESS} key requests per client address and {signup.PER_EMAIL} per "
+                       f"email per hour; retry in {denied.retry_after_seconds} s",
+                       headers={"Retry-After": str(denied.retry_after_seconds)},
+                       retry_after_ms=denied.retry_after_ms, retry_after_seconds=denied.retry_after_seconds)
+    token, grant = signup.new_grant(email)
+    await _write(settings, producer, keys, "key_grant", grant["token_hash"], grant)
+    # Sent after the answer, off the request's path: a slow SMTP server delays nobody.
+    background.add_task(signup.send_key_mail, settings.smtp_url, settings.smtp_from, email,
+                        signup.claim_link(settings.base_url, token), grant["token_hash"])
+    return JSONResponse(MAILED.model_dump(), status_code=202)
+
+
+@router.post("/api/keys/claim", status_code=201, response_model=KeyCreated,
+             responses={400: {"model": ErrorOut}, 403: {"model": ErrorOut}, 409: {"model": ErrorOut},
+                        410: {"model": ErrorOut}})
+async def claim_key(body: ClaimRequest, settings: SettingsDep, producer: ProducerDep, keys: KeysDep) -> KeyCreated:
+    """Create the key that a mailed one-time link allows (SOPHRA_SIGNUP=email)."""
+    if settings.signup == "closed":
+        raise ApiError(**SIGNUP_CLOSED)
+    grant = keys.book.grant_for(body.token)
+    if grant is None or accounts.now_ms() > grant.expires_at:
+        raise ApiError(**LINK_GONE)
+    if len(keys.book.active_for(grant.email)) >= accounts.MAX_ACTIVE_KEYS:
         raise ApiError(**TOO_MANY)
-    key = accounts.new_key()
-    record = {"key_id": "key_" + secrets.token_hex(8), "key_hash": accounts.hash_key(key),
-              "email": email, "tenant": tenant, "masked": accounts.mask(key),
-              "requested_by": caller.tenant if caller else None,
-              "created_at": time.time_ns() // 1_000_000, "revoked_at": None, "read_only": body.read_only}
-    await _write(settings, producer, keys, record)
-    state = book.by_id.get(record["key_id"])
-    if state is None:  # a concurrent request came first in the log and the rules refused this one
-        raise ApiError(**(TOO_MANY if own_account else ACCOUNT_EXISTS))
-    return KeyCreated(key=key, email=email, **_info(state).model_dump())
+    try:
+        return await _create(settings, producer, keys, grant.email, accounts.GRANT + grant.token_hash, False,
+                             LINK_GONE)
+    except ApiError:  # refused in the log: the link was used meanwhile, or the account reached its limit
+        raise ApiError(**(TOO_MANY if len(keys.book.active_for(grant.email)) >= accounts.MAX_ACTIVE_KEYS
+                          else LINK_GONE)) from None
 
 
 @router.get("/api/keys", response_model=KeyList, responses={401: {"model": ErrorOut}})
@@ -122,9 +197,9 @@ async def revoke_key(key_id: str, caller: CurrentKey, settings: SettingsDep,
     last = ApiError(409, "Last key", "An account keeps at least one active full key: create a new one first")
     if not keys.book.revocable(target):
         raise last
-    revoked_at = time.time_ns() // 1_000_000
+    revoked_at = accounts.now_ms()
     record = {f: getattr(target, f) for f in target.__dataclass_fields__} | {"revoked_at": revoked_at}
-    await _write(settings, producer, keys, record)
+    await _write(settings, producer, keys, "api_key", key_id, record)
     if keys.book.by_id[key_id].active:
         raise last
     return KeyRevoked(key_id=key_id, revoked_at=iso_ms(revoked_at))
