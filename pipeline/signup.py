@@ -35,8 +35,6 @@ log = logging.getLogger("sophra.signup")
 GRANT_TTL_MS = 30 * 60 * 1000  # how long a mailed link can create its key
 HOUR_S = 3600.0
 # Anonymous key requests in `email` mode (each one sends a mail), per api process:
-PER_ADDRESS = 5  # per client address per hour
-PER_EMAIL = 3    # per email per hour
 MAIL_ATTEMPTS = (0, 2, 10)  # seconds before each attempt of a key mail whose SMTP send failed transiently
 
 
@@ -110,11 +108,12 @@ class WindowLimiter:
 
 
 class SignupLimits:
-    """Anonymous key requests per client address and per email; in memory, per api process."""
+    """Anonymous key requests per client address and per email per hour (defaults: the
+    settings' 5 and 3); in memory, per api process."""
 
-    def __init__(self, clock=time.monotonic):
-        self.by_address = WindowLimiter(PER_ADDRESS, HOUR_S, clock)
-        self.by_email = WindowLimiter(PER_EMAIL, HOUR_S, clock)
+    def __init__(self, per_address: int = 5, per_email: int = 3, clock=time.monotonic):
+        self.by_address = WindowLimiter(per_address, HOUR_S, clock)
+        self.by_email = WindowLimiter(per_email, HOUR_S, clock)
 
     def acquire(self, address: str, email: str) -> Denied | None:
         """Count one request, or say how long until both limits allow one (then nothing is counted)."""

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
         "SOPHRA_SIGNUP", "Who gets API keys without one (README \"Keys\"): open = whoever names an email (one person "
         "on their own machine); email = a one-time link mailed to the address (needs SOPHRA_SMTP_URL); "
         "closed = only `sophra account create`", "open", field="signup")
+    signup_per_address: int = _env("SOPHRA_SIGNUP_PER_ADDRESS", "Key requests without a key, per client address per "
+                                   "hour, in every signup mode (per api process)", 5, field="signup_per_address", ge=1)
+    signup_per_email: int = _env("SOPHRA_SIGNUP_PER_EMAIL", "Key requests without a key, per email per hour",
+                                 3, field="signup_per_email", ge=1)
     notifier_group: str = _env("SOPHRA_NOTIFIER_GROUP", "Consumer group of the notifier", "sophra-notifier",
                                field="notifier_group")
 

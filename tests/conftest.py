@@ -39,7 +39,9 @@ def make_settings(kafka_bootstrap, clickhouse_dsn, tmp_path):
         tag = uuid.uuid4().hex[:10]
         values = dict(data_dir=tmp_path, kafka_bootstrap_servers=kafka_bootstrap, clickhouse_url=clickhouse_dsn,
                       clickhouse_database=f"test_{tag}", topic_prefix=f"t{tag}.", sink_group=f"sink-{tag}",
-                      worker_id=f"worker-{tag}", sink_batch_ms=100)
+                      worker_id=f"worker-{tag}", sink_batch_ms=100,
+                      # tests make many accounts from one address; the limits' own tests set them
+                      signup_per_address=10_000, signup_per_email=10_000)
         return Settings(**{**values, **overrides})
     return make
 

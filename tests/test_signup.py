@@ -134,7 +134,8 @@ def smtp():
 
 @pytest.fixture
 def email_api(running_api, smtp):
-    return running_api(signup="email", smtp_url=smtp.url, public_url=PUBLIC + "/")
+    return running_api(signup="email", smtp_url=smtp.url, public_url=PUBLIC + "/", signup_per_address=5,
+                       signup_per_email=3)
 
 
 def ask(api, email, key=None):
@@ -256,6 +257,18 @@ def test_anonymous_requests_get_429_per_email_then_per_address(email_api, smtp):
     assert (invalid.status_code, invalid.json()["field"]) == (400, "email")
     read_only = httpx.post(f"{api.url}/api/keys", json={"email": "x@example.com", "read_only": True})
     assert (read_only.status_code, read_only.json()["field"]) == (400, "read_only")
+
+
+@integration
+def test_open_signup_is_limited_too(running_api):
+    api = running_api(signup_per_address=2, signup_per_email=3)
+    first = [ask(api, f"open{n}@example.com") for n in range(2)]
+    assert [r.status_code for r in first] == [201, 201]
+    third = ask(api, "open2@example.com")
+    assert third.status_code == 429 and third.json()["message"].startswith(
+        "At most 2 key requests per client address and 3 per email per hour; retry in ")
+    assert ask(api, "open0@example.com").status_code == 429  # probing an existing account counts too
+    assert ask(api, "open0@example.com", key=first[0].json()["key"]).status_code == 201  # the account itself: no limit
 
 
 # --- SOPHRA_SIGNUP=closed ------------------------------------------------------------------------

@@ -98,11 +98,19 @@ async def _write(settings, producer, keys, kind: str, key: str, record: dict) ->
     await keys.caught_up(offset)
 
 
-def _limits(request: Request) -> signup.SignupLimits:
+def _limit_anonymous(request: Request, settings, email: str) -> None:
+    """Count a key request made without a key of the account, or answer 429: in every
+    signup mode, so nobody can mint accounts or probe emails at speed."""
     state = request.app.state
     if not hasattr(state, "signup_limits"):  # one per api process
-        state.signup_limits = signup.SignupLimits()
-    return state.signup_limits
+        state.signup_limits = signup.SignupLimits(settings.signup_per_address, settings.signup_per_email)
+    address = request.client.host if request.client else "unknown"
+    if denied := state.signup_limits.acquire(address, email):
+        raise ApiError(429, "Rate limit exceeded",
+                       f"At most {settings.signup_per_address} key requests per client address and "
+                       f"{settings.signup_per_email} per email per hour; retry in {denied.retry_after_seconds} s",
+                       headers={"Retry-After": str(denied.retry_after_seconds)},
+                       retry_after_ms=denied.retry_after_ms, retry_after_seconds=denied.retry_after_seconds)
 
 
 async def _create(settings, producer, keys, email: str, requested_by: str | None, read_only: bool,
@@ -134,6 +142,7 @@ async def create_key(body: KeyRequest, caller: OptionalKey, request: Request, ba
         raise ApiError(**SIGNUP_CLOSED)
     if settings.signup == "email":
         return await _mail_link(email, body.read_only, request, background, settings, producer, keys)
+    _limit_anonymous(request, settings, email)
     if book.has_account(email):
         raise ApiError(**ACCOUNT_EXISTS)
     if body.read_only:
@@ -146,13 +155,7 @@ async def _mail_link(email, read_only, request, background, settings, producer, 
     if read_only:
         raise invalid("read_only", "a key sent by email is a full key: create read-only keys with a key of "
                                    "the account")
-    address = request.client.host if request.client else "unknown"
-    if denied := _limits(request).acquire(address, email):
-        raise ApiError(429, "Rate limit exceeded",
-                       f"At most {signup.PER_ADDRESS} key requests per client address and {signup.PER_EMAIL} per "
-                       f"email per hour; retry in {denied.retry_after_seconds} s",
-                       headers={"Retry-After": str(denied.retry_after_seconds)},
-                       retry_after_ms=denied.retry_after_ms, retry_after_seconds=denied.retry_after_seconds)
+    _limit_anonymous(request, settings, email)
     token, grant = signup.new_grant(email)
     await _write(settings, producer, keys, "key_grant", grant["token_hash"], grant)
     # Sent after the answer, off the request's path: a slow SMTP server delays nobody.
