@@ -26,8 +26,9 @@ from sophra.settings import Settings
 
 from . import errors
 from .body_limit import BodyLimit
+from .observability import MetricsMiddleware, Observability
 from .quota import QuotaMiddleware, QuotaService
-from .routes import (agents, alerts, app_metrics, applications, ari, dashboard, deployments, events, insights, keys,
+from .routes import (agents, alerts, app_metrics, applications, ari, dashboard, deployments, events, health, insights, keys,
                      notifications, overview, predictions, static, vitals)
 
 log = logging.getLogger("sophra.api")
@@ -43,7 +44,8 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
         app.state.settings = settings
         app.state.ids = IdGenerator(settings.node_id)
         app.state.vitals_limiter = IntervalLimiter(VITALS_INTERVAL_S)
-        app.state.producer = RecordProducer(bootstrap)
+        app.state.producer = RecordProducer(
+            bootstrap, observe=lambda outcome, s: obs.produce.labels(outcome).observe(s))
         app.state.keys = await asyncio.to_thread(
             lambda: KeyRegistry(bootstrap, settings.topic(ACCOUNT_KEYS.name)).start())
         app.state.applications = await asyncio.to_thread(
@@ -58,9 +60,11 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
         # Announce readiness only once records written now become readable promptly.
         if app.state.sink and not await asyncio.to_thread(app.state.sink.wait_ready):
             raise RuntimeError("the ClickHouse sink did not join its consumer group")
+        obs.start(bootstrap, app.state.sink)
         try:
             yield
         finally:
+            await obs.stop()
             await app.state.quota.stop()  # its last usage reports need the producer
             left = await asyncio.to_thread(app.state.producer.close)
             if left:
@@ -76,6 +80,7 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
 
     app = FastAPI(title="Sophra", version="0.1.0", lifespan=lifespan,
                   description="Monitoring for AI agents and the applications around them")
+    app.state.observability = obs = Observability(settings)
     errors.install(app)
     app.openapi = errors.truthful_openapi(app)
     app.include_router(keys.router)
@@ -95,10 +100,7 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
     app.include_router(static.router)
     app.include_router(dashboard.router)
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz():
-        return {"ok": True}
-
+    app.include_router(health.router)
     app.add_middleware(BodyLimit)
     app.add_middleware(QuotaMiddleware)  # outside BodyLimit, so its 400s carry the quota headers too
     # The browser SDK is loaded into any page and calls the api from that page's origin;
@@ -106,4 +108,5 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST", "PATCH", "DELETE"],
                        allow_headers=["Authorization", "Content-Type"],
                        expose_headers=["Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"])
+    app.add_middleware(MetricsMiddleware)  # outermost: every answer is counted, the others' own too
     return app

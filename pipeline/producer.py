@@ -7,6 +7,8 @@ event loop. A full local queue raises `Backpressure` instead of waiting.
 """
 import asyncio
 import threading
+import time
+from typing import Callable
 
 from confluent_kafka import KafkaException, Producer
 
@@ -35,8 +37,10 @@ def producer_config(bootstrap: str, **extra) -> dict:
 
 
 class RecordProducer:
-    def __init__(self, bootstrap: str, **extra):
+    def __init__(self, bootstrap: str, *, observe: Callable[[str, float], None] | None = None, **extra):
         self._producer = Producer(producer_config(bootstrap, **extra))
+        # Told ("ok" | "failed", seconds from produce to the outcome) for every send.
+        self._observe = observe or (lambda outcome, seconds: None)
         self._running = True
         self._poller = threading.Thread(target=self._poll, name="kafka-delivery", daemon=True)
         self._poller.start()
@@ -53,13 +57,19 @@ class RecordProducer:
         def on_delivery(err, msg):
             loop.call_soon_threadsafe(_settle, done, err, msg)
 
+        started = time.perf_counter()
+        outcome = "failed"
         try:
             self._producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+            at = await done
+            outcome = "ok"
+            return at
         except BufferError as exc:
             raise Backpressure(str(exc)) from exc
         except KafkaException as exc:
             raise DeliveryFailed(str(exc)) from exc
-        return await done
+        finally:
+            self._observe(outcome, time.perf_counter() - started)
 
     def close(self, timeout: float = 30) -> int:
         """Deliver what is queued, then stop; returns the number of records left undelivered."""

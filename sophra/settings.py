@@ -64,6 +64,12 @@ class Settings(BaseSettings):
                                  3, field="signup_per_email", ge=1)
     notifier_group: str = _env("SOPHRA_NOTIFIER_GROUP", "Consumer group of the notifier", "sophra-notifier",
                                field="notifier_group")
+    ready_max_sink_lag: int = _env("SOPHRA_READY_MAX_SINK_LAG", "/readyz fails while the sink is more than this many "
+                                   "records behind", 100_000, field="ready_max_sink_lag", ge=0)
+    lag_interval_s: float = _env("SOPHRA_LAG_INTERVAL_S", "Seconds between readings of consumer lags for /metrics",
+                                 15.0, field="lag_interval_s", gt=0)
+    metrics_token: str | None = _env("SOPHRA_METRICS_TOKEN", "If set, /metrics answers only requests with "
+                                     "`Authorization: Bearer <token>`", None, field="metrics_token")
 
     @model_validator(mode="after")
     def _signup_can_mail(self):

@@ -63,6 +63,9 @@ class Sink:
                 return False
         return True
 
+    def alive(self) -> bool:
+        return bool(self._thread and self._thread.is_alive())
+
     def stop(self, timeout: float = 30) -> None:
         self._stop.set()
         if self._thread:
