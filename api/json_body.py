@@ -16,6 +16,7 @@ application/*+json.
 """
 import asyncio
 import json
+import re
 from typing import Any
 
 from .errors import ApiError, invalid, send_error
@@ -69,6 +70,22 @@ def _walk(value: Any, path: tuple, depth: int) -> None:
                 _walk(item, (path, i), depth + 1)
 
 
+def _depth(value: Any, path: tuple, depth: int) -> None:
+    """_walk for depth alone: only containers are visited."""
+    if depth > MAX_DEPTH:
+        raise invalid(_field(path), f"is nested deeper than {MAX_DEPTH} levels of objects and arrays")
+    for key, item in (value.items() if type(value) is dict else enumerate(value)):
+        kind = type(item)
+        if kind is dict or kind is list:
+            _depth(item, (path, key), depth + 1)
+
+
+# In UTF-8 JSON a lone surrogate can only come from a \uD800-\uDFFF escape or from the
+# bytes ED A0-BF (which Python's decoder lets through). Without either, the strings
+# need no look; with one (it may be a valid pair, or an escaped backslash), they get it.
+_MAYBE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+
+
 def check(body: bytes) -> None:
     """Nothing, or the ApiError (400) for the first problem of a JSON body."""
     try:
@@ -77,7 +94,12 @@ def check(body: bytes) -> None:
         raise invalid("body", f"is nested deeper than {MAX_DEPTH} levels of objects and arrays") from None
     except ValueError:  # JSONDecodeError, or bytes that are not UTF-8/16/32
         raise invalid("body", "is not valid JSON") from None
-    _walk(value, (), 1)
+    # (`in` first: a byte search is ~100x faster than the regex over a 2 MiB batch)
+    if json.detect_encoding(body) != "utf-8" or (
+            (b"\\u" in body or b"\xed" in body) and _MAYBE_SURROGATE.search(body)):
+        _walk(value, (), 1)
+    elif type(value) is dict or type(value) is list:
+        _depth(value, (), 1)  # a 10,000-point metrics batch: about half the time of _walk
 
 
 def stored(text: str, levels: int = MAX_DEPTH - 1):
