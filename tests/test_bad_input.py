@@ -2,29 +2,28 @@
 surrogates, deep nesting, odd query parameters, agent ids that could not be read back,
 oversized chunked bodies; and a vitals report that fails gives its rate-limit slot back.
 All on the real api, broker and engine."""
+import asyncio
 import json
 import time
+import uuid
 
+import httpx
 import pytest
 
 from api.json_body import MAX_DEPTH
 from pipeline.producer import RecordProducer
 from pipeline.topics import AGENT_VITALS, entity_key
 from schemas import codec
+from sophra.settings import Settings
 
-from .conftest import eventually
+from .conftest import RunningApi, eventually
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def api(request, kafka_bootstrap, clickhouse_dsn, tmp_path_factory):
-    # one api for the module: these tests only read what they wrote themselves
-    import uuid
-
-    from sophra.settings import Settings
-
-    from .conftest import RunningApi
+def api(kafka_bootstrap, clickhouse_dsn, tmp_path_factory):
+    # one api for the module (like make_settings, at module scope): each test reads only what it wrote
     tag = uuid.uuid4().hex[:10]
     s = Settings(data_dir=tmp_path_factory.mktemp("bad-input"), kafka_bootstrap_servers=kafka_bootstrap,
                  clickhouse_url=clickhouse_dsn, clickhouse_database=f"test_{tag}", topic_prefix=f"t{tag}.",
@@ -33,7 +32,7 @@ def api(request, kafka_bootstrap, clickhouse_dsn, tmp_path_factory):
         yield running
 
 
-def post_raw(http, path: str, payload) -> "httpx.Response":  # noqa: F821
+def post_raw(http, path: str, payload) -> httpx.Response:
     """JSON with \\uXXXX escapes, as a client's encoder writes a lone surrogate."""
     return http.post(path, content=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
 
@@ -114,7 +113,6 @@ def test_rows_stored_before_the_limit_are_answered_cut_at_it(api):
               "recorded_at": time.time_ns() // 1_000_000}
     producer = RecordProducer(s.kafka_bootstrap_servers)
     try:
-        import asyncio
         asyncio.run(producer.send(s.topic(AGENT_VITALS.name), entity_key(tenant, "old-deep"),
                                   codec.encode("agent_vital", record)))
     finally:
