@@ -3,6 +3,8 @@
 `error` is a short stable text, `message` says what to do, `field` names the offending
 input as the client spelled it (e.g. "metrics.hallucinationRate").
 """
+import json
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -23,6 +25,15 @@ INTERNAL = ApiError(500, "Internal server error", "The server failed to answer t
 
 def invalid(field: str, message: str) -> ApiError:
     return ApiError(400, "Invalid request", f"{field}: {message}", field=field)
+
+
+async def send_error(send, exc: ApiError) -> None:
+    """Answer `exc` from ASGI middleware (outside the routes' exception handlers)."""
+    body = json.dumps(exc.body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               *((k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items())]
+    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _field(loc: tuple) -> str:

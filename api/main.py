@@ -17,15 +17,18 @@ from pipeline.applications import ConfigRegistry
 from pipeline.ids import IdGenerator
 from pipeline.limits import VITALS_INTERVAL_S, IntervalLimiter
 from pipeline.producer import RecordProducer
+from pipeline.shared_limits import VitalsTail
 from pipeline.sink.consumer import Sink
 from pipeline.store.clickhouse import Store
 from pipeline.store.migrate import migrate
 from pipeline.outbound import Outbound
-from pipeline.topics import ACCOUNT_KEYS, ALERT_RULES, APPLICATIONS, INTEGRATIONS, NOTIFICATION_POLICIES, ensure_topics
+from pipeline.topics import (ACCOUNT_KEYS, AGENT_VITALS, ALERT_RULES, APPLICATIONS, INTEGRATIONS, NOTIFICATION_POLICIES,
+                             ensure_topics)
 from sophra.settings import Settings
 
 from . import errors
 from .body_limit import BodyLimit
+from .json_body import JsonCheck
 from .observability import MetricsMiddleware, Observability
 from .quota import QuotaMiddleware, QuotaService
 from .routes import (agents, alerts, app_metrics, applications, ari, dashboard, deployments, events, health, insights, keys,
@@ -44,6 +47,8 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
         app.state.settings = settings
         app.state.ids = IdGenerator(settings.node_id)
         app.state.vitals_limiter = IntervalLimiter(VITALS_INTERVAL_S)
+        app.state.vitals_tail = await asyncio.to_thread(  # shares the limit with the other replicas
+            lambda: VitalsTail(bootstrap, settings.topic(AGENT_VITALS.name), app.state.vitals_limiter).start())
         app.state.producer = RecordProducer(
             bootstrap, observe=lambda outcome, s: obs.produce.labels(outcome).observe(s))
         app.state.keys = await asyncio.to_thread(
@@ -73,6 +78,7 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
                 await asyncio.to_thread(app.state.sink.stop)
             app.state.store.close()
             app.state.keys.stop()
+            app.state.vitals_tail.stop()
             app.state.applications.stop()
             for table in (app.state.alert_rules, app.state.notification_policies, app.state.integrations):
                 table.stop()
@@ -101,6 +107,8 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
     app.include_router(dashboard.router)
 
     app.include_router(health.router)
+
+    app.add_middleware(JsonCheck)  # inside BodyLimit: it reads bodies already capped
     app.add_middleware(BodyLimit)
     app.add_middleware(QuotaMiddleware)  # outside BodyLimit, so its 400s carry the quota headers too
     # The browser SDK is loaded into any page and calls the api from that page's origin;

@@ -11,8 +11,20 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 MAX_COUNT = 2**53 - 1  # exact in JavaScript, fits Avro long and UInt64
-AgentId = Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$",
-                description='Unique identifier of the agent (e.g. "my-prod-agent")')
+# An agent id is read back as one URL path segment (/api/agents/{id}/vitals), so it holds
+# no "/" and is not "." or ".." (which clients resolve away); no control characters.
+AGENT_ID_PATTERN = r"^[^\x00-\x1f\x7f/]+$"
+
+
+def _addressable(agent_id: str) -> str:
+    if agent_id in (".", ".."):
+        raise ValueError('must not be "." or ".." (it could not be read back at /api/agents/{agentId})')
+    return agent_id
+
+
+AgentId = Annotated[str, Field(min_length=1, max_length=256, pattern=AGENT_ID_PATTERN,
+                               description='Unique identifier of the agent (e.g. "my-prod-agent"); no "/"'),
+                    AfterValidator(_addressable)]
 
 
 def iso_ms(epoch_ms: int) -> str:
@@ -56,7 +68,7 @@ class VitalMetrics(BaseModel):
 class VitalsIn(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
-    agentId: str = AgentId
+    agentId: AgentId
     agentName: str | None = Field(None, max_length=256, description="Display name shown on the dashboard")
     metrics: VitalMetrics = Field(default_factory=VitalMetrics)
     metadata: Metadata = Field(None, description="Any custom data, shown in the detailed view")
@@ -65,7 +77,7 @@ class VitalsIn(BaseModel):
 class EventIn(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
-    agentId: str = AgentId
+    agentId: AgentId
     type: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
                       description="Event type slug, e.g. directive_conflict, tool_error, task_completed")
     details: str | None = Field(None, max_length=8192, description="Human-readable description of the event")

@@ -6,6 +6,7 @@ start at multiples of their length in UTC; the default granularity is the finest
 buckets cover the range in at most 720 of them; at most 10,000 buckets per answer; every
 bucket of the range is present, null (count: 0) when it has no points.
 """
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -47,13 +48,20 @@ def parse_iso(raw: str, field: str, hint: str = "") -> int:
     return (dt - _EPOCH) // _MS
 
 
+_EPOCH_MS = re.compile(r"[0-9]{1,16}")  # ASCII digits only (str.isdigit also takes "١٢٣" and "²")
+MAX_TIME_CHARS = 64
+
+
 def query_time(raw: str | None, field: str) -> int | None:
     """A query-string time (ISO 8601 or epoch ms) as epoch ms; None when absent."""
     if raw is None:
         return None
     raw = raw.strip()
-    if raw.isdigit():
+    if _EPOCH_MS.fullmatch(raw):
         return int(raw)
+    if not raw.isascii() or len(raw) > MAX_TIME_CHARS or raw.isdigit():
+        raise invalid(field, "must be an ISO 8601 time (e.g. 2024-01-15T12:00:00Z) or epoch milliseconds "
+                             "(at most 16 ASCII digits)")
     # An unencoded "+" in a query string arrives as a space: "12:00:00 01:00" meant "+01:00".
     raw = re.sub(r" (\d\d:?\d\d)$", r"+\1", raw)
     return parse_iso(raw, field, " (e.g. 2024-01-15T12:00:00Z)")
@@ -110,8 +118,9 @@ def series_sql(rollup: Table, subject: str, stat: str) -> str:
 
 
 async def read(store, rollup: Table, subject: str, params: dict, b: Buckets, stat: str) -> list[tuple[int, float | None]]:
-    """Every bucket of `b` as (start ms, value); empty ones are None (0 for count)."""
+    """Every bucket of `b` as (start ms, value); empty ones are None (0 for count), and so
+    are stats that overflow the float range (sums of custom values near 1.8e308)."""
     rows = await store.rows(series_sql(rollup, subject, stat), {**params, "lo": b.first // 1000, "hi": b.last // 1000})
-    found = {r["t"] * 1000: r["v"] for r in rows}
+    found = {r["t"] * 1000: r["v"] if r["v"] is None or math.isfinite(r["v"]) else None for r in rows}
     empty = 0 if stat == "count" else None
     return [(t, found.get(t, empty)) for t in b.starts()]

@@ -10,6 +10,8 @@ the prediction gets further from the data. Rules and numbers: docs/predictions.m
 import math
 from dataclasses import dataclass
 
+from .metric_bounds import BUILTIN, CUSTOM, MAX_FINITE
+
 HOUR_S = 3600
 
 
@@ -29,47 +31,81 @@ HORIZONS = {
 HORIZON_S = {"1h": HOUR_S, "6h": 6 * HOUR_S, "24h": 24 * HOUR_S, "7d": 7 * 24 * HOUR_S}
 MIN_BUCKETS = 3  # a line and its residual spread need at least three points
 TOLERANCE = 0.10
-# Values a built-in metric can take; a prediction is clamped into them.
-BOUNDS = {"response_time": (0.0, math.inf), "error_rate": (0.0, 1.0), "throughput": (0.0, math.inf)}
+# Values a metric can take (pipeline/metric_bounds.py); a prediction is clamped into them.
+BOUNDS = BUILTIN
+
+
+_MAX = MAX_FINITE
 
 
 @dataclass(frozen=True)
 class Fit:
-    slope: float  # per second
-    intercept: float  # value at t = 0 (epoch seconds, centred below)
+    """The line, computed on the values scaled by 2**-exp (exactly: a power of two) so
+    that no sum or square overflows whatever finite values come in."""
+    slope_s: float  # per second, scaled
+    intercept_s: float  # value at t_mean, scaled
     t_mean: float
     sxx: float
-    residual_sd: float
+    residual_sd_s: float
     n: int
+    exp: int
+
+    @property
+    def slope(self) -> float:
+        return _unscale(self.slope_s, self.exp)
+
+    @property
+    def intercept(self) -> float:
+        return _unscale(self.intercept_s, self.exp)
+
+    @property
+    def residual_sd(self) -> float:
+        return _unscale(self.residual_sd_s, self.exp)
 
     def at(self, t: float) -> float:
-        return self.intercept + self.slope * (t - self.t_mean)
+        """The line's value at t, within the finite floats."""
+        return _unscale(self.intercept_s + self.slope_s * (t - self.t_mean), self.exp)
+
+    def prediction_sd_s(self, t: float) -> float:
+        return self.residual_sd_s * math.sqrt(1 + 1 / self.n + (t - self.t_mean) ** 2 / self.sxx)
 
     def prediction_sd(self, t: float) -> float:
         """Standard deviation of a new bucket mean at t (the OLS prediction interval)."""
-        return self.residual_sd * math.sqrt(1 + 1 / self.n + (t - self.t_mean) ** 2 / self.sxx)
+        return _unscale(self.prediction_sd_s(t), self.exp)
+
+
+def _unscale(x: float, exp: int) -> float:
+    try:
+        return max(-_MAX, min(math.ldexp(x, exp), _MAX))
+    except OverflowError:
+        return _MAX if x > 0 else -_MAX
 
 
 def fit(points: list[tuple[int, float]]) -> Fit | None:
     """Ordinary least squares of value on time over (epoch seconds, value) points;
-    None below MIN_BUCKETS points."""
+    None below MIN_BUCKETS finite points."""
+    points = [(t, y) for t, y in points if y is not None and math.isfinite(y)]
     n = len(points)
     if n < MIN_BUCKETS:
         return None
+    exp = math.frexp(max(abs(y) for _, y in points))[1]
+    points = [(t, math.ldexp(y, -exp)) for t, y in points]  # now |y| < 1
     t_mean = sum(t for t, _ in points) / n
     y_mean = sum(y for _, y in points) / n
     sxx = sum((t - t_mean) ** 2 for t, _ in points)
+    if sxx == 0:  # every point at one time: no line
+        return None
     slope = sum((t - t_mean) * (y - y_mean) for t, y in points) / sxx
     sse = sum((y - (y_mean + slope * (t - t_mean))) ** 2 for t, y in points)
-    return Fit(slope, y_mean, t_mean, sxx, math.sqrt(sse / (n - 2)), n)
+    return Fit(slope, y_mean, t_mean, sxx, math.sqrt(sse / (n - 2)), n, exp)
 
 
 def confidence(f: Fit, t: float, predicted: float) -> float:
     """P(|actual - predicted| <= TOLERANCE * |predicted|) for a normal with the fit's
     prediction spread; 1.0 for a perfect fit, 0.0 when the predicted value is 0 and the
     data scatter."""
-    sd = f.prediction_sd(t)
-    band = TOLERANCE * abs(predicted)
+    sd = f.prediction_sd_s(t)
+    band = math.ldexp(TOLERANCE * abs(predicted), -f.exp)
     if sd == 0:
         return 1.0
     return math.erf(band / (sd * math.sqrt(2)))
@@ -77,12 +113,12 @@ def confidence(f: Fit, t: float, predicted: float) -> float:
 
 def predict(metric: str, horizon: str, history: list[tuple[int, float]], now_s: int) -> list[dict]:
     """Predictions for the buckets after the current one, `horizon` ahead; empty when the
-    history has fewer than MIN_BUCKETS buckets with data."""
+    history has fewer than MIN_BUCKETS buckets with data. Every value is finite."""
     h = HORIZONS[horizon]
     f = fit(history)
     if f is None:
         return []
-    lo, hi = BOUNDS.get(metric, (-math.inf, math.inf))
+    lo, hi = BOUNDS.get(metric, CUSTOM)
     current = now_s - now_s % h.step_s
     out = []
     for i in range(1, HORIZON_S[horizon] // h.step_s + 1):

@@ -1,5 +1,6 @@
 """Predictions: the trend and confidence rules on made-up histories with known answers,
 and the route on the real broker and engine."""
+import math
 import time
 
 import pytest
@@ -84,3 +85,27 @@ def test_predictions_route_fits_the_rollup_means(running_api):
         assert http.get(f"/v1/applications/{app_id}/predictions", params={"metric": "Bad!"}).json()["field"] == "metric"
     with api.client(api.new_key()) as other:
         assert other.get(f"/v1/applications/{app_id}/predictions").status_code == 404
+
+
+@pytest.mark.parametrize("values", [
+    [1e200, -1e200, 1e200],  # residual squares of 1e200 overflowed before
+    [1.7976931348623157e308, -1.7976931348623157e308, 1.7976931348623157e308],
+    [1.7e308, 1.7e308, -1.7e308, 5e-324],
+    [0.0, 0.0, 0.0],
+])
+def test_extreme_histories_give_finite_predictions(values):
+    history = [(i * H, v) for i, v in enumerate(values)]
+    out = P.predict("balance", "24h", history, len(values) * H)
+    assert len(out) == 24
+    for p in out:
+        assert math.isfinite(p["predicted_value"]) and 0.0 <= p["confidence"] <= 1.0
+    assert all(p["predicted_value"] >= 0 for p in P.predict("response_time", "24h", history, len(values) * H))
+
+
+def test_the_fit_is_exact_under_its_scaling_and_skips_non_finite_points():
+    # values scaled by a power of two give the very same line, bit for bit
+    f = P.fit([(0, 10.0 * 2**600), (H, 30.0 * 2**600), (2 * H, 20.0 * 2**600)])
+    assert (f.slope * H, f.intercept) == (5.0 * 2**600, 20.0 * 2**600)
+    assert P.fit([(0, 1.0), (H, math.inf), (2 * H, math.nan), (3 * H, 2.0)]) is None  # two finite points left
+    g = P.fit([(0, 1.0), (H, math.inf), (2 * H, 3.0), (3 * H, 5.0)])
+    assert g.n == 3 and g.slope * H == pytest.approx(9 / 7, rel=1e-15)  # the line through (0, 1), (2, 3), (3, 5)

@@ -5,7 +5,6 @@ read from the agent_vitals rollups (migration 0009) with the rules of the /v1 me
 (api/series.py), and the names of the metrics it reported.
 """
 import asyncio
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -19,6 +18,7 @@ from .. import series
 from ..auth import Tenant
 from ..deps import StoreDep
 from ..errors import ApiError, invalid
+from ..json_body import stored
 from ..models import AgentOut, AgentsList, ErrorOut, EventOut, EventsList, VitalRecord, VitalsList, iso_ms
 from .app_metrics import MetricValue
 from .applications import iso_s
@@ -110,7 +110,7 @@ async def agent_vitals(agent_id: str, tenant: Tenant, store: StoreDep, limit: Li
             id=r["id"], agent_id=r["agent_id"], token_consumption=r["token_consumption"],
             token_limit=r["token_limit"], hallucination_rate=r["hallucination_rate"],
             loop_frequency=r["loop_frequency"], directive_conflicts=r["directive_conflicts"],
-            overall_health=r["overall_health"], metadata=json.loads(r["metadata"]),
+            overall_health=r["overall_health"], metadata=stored(r["metadata"]),
             recorded_at=iso_ms(r["recorded_ms"]),
         ) for r in rows
     ])
@@ -131,7 +131,7 @@ async def agent_events(agent_id: str, tenant: Tenant, store: StoreDep, limit: Li
         await _require_agent(store, tenant, agent_id)
     return EventsList(events=[
         EventOut(id=r["id"], agent_id=r["agent_id"], event_type=r["event_type"], details=r["details"],
-                 metadata=json.loads(r["metadata"]), recorded_at=iso_ms(r["recorded_ms"])) for r in rows
+                 metadata=stored(r["metadata"]), recorded_at=iso_ms(r["recorded_ms"])) for r in rows
     ])
 
 

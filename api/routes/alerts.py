@@ -9,17 +9,18 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from .. import rules as R
 from ..auth import Tenant
-from ..models import ErrorOut
+from ..models import AgentId, ErrorOut
 from .applications import require_application
 
 _ERRORS = {400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 404: {"model": ErrorOut}}
 
 
 def rule_routes(router: APIRouter, base: str, param: str, scope: str, create_model: type, condition_model: type,
-                require: Callable[[Request, str, str], object]) -> APIRouter:
+                require: Callable[[Request, str, str], object], subject_id: object = str) -> APIRouter:
     """Add the rule routes under `base` (a path naming the subject {`param`}) for `scope`;
-    `require` answers 404 for a subject the caller may not see."""
-    SubjectId = Annotated[str, Path(alias=param)]
+    `require` answers 404 for a subject the caller may not see; `subject_id` is the type
+    (with its checks) of the subject's id."""
+    SubjectId = Annotated[subject_id, Path(alias=param)]
 
     def rule(request: Request, tenant: str, subject_id: str, alert_id: str) -> dict:
         require(request, tenant, subject_id)
@@ -67,4 +68,4 @@ def _any_agent(request: Request, tenant: str, agent_id: str) -> None:
 router = rule_routes(APIRouter(prefix="/v1", tags=["alerts"]), "/applications/{app_id}/alerts", "app_id",
                      "application", R.RuleCreate, R.Condition, require_application)
 agent_router = rule_routes(APIRouter(prefix="/api", tags=["agent alerts"]), "/agents/{agent_id}/alerts", "agent_id",
-                           "agent", R.AgentRuleCreate, R.AgentCondition, _any_agent)
+                           "agent", R.AgentRuleCreate, R.AgentCondition, _any_agent, AgentId)

@@ -12,13 +12,13 @@ ever touch the rollup of the requested granularity. Definitions: docs/metrics.md
 import asyncio
 import math
 import re
-import sys
 import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, RootModel, SkipValidation
 
+from pipeline.metric_bounds import BUILTIN, CUSTOM
 from pipeline.store.schema import APP_METRICS_ROLLUPS
 from pipeline.topics import APP_METRICS, entity_key
 from schemas import codec
@@ -40,10 +40,8 @@ MAX_FUTURE_MS = 5 * 60_000
 RETENTION_DAYS = 400  # the TTL of app_metrics and of every rollup (migration 0005)
 THREAD_ABOVE = 500  # points; smaller batches are checked on the event loop
 METRIC_NAME = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
-# Built-in metrics and the values they accept (inclusive); custom ones take any finite number.
-# Bounds are finite, so one comparison also refuses infinities (and NaN, which fails every one).
-_BIG = sys.float_info.max
-BUILTIN = {"response_time": (0.0, _BIG), "error_rate": (0.0, 1.0), "throughput": (0.0, _BIG)}
+# The values each metric accepts (inclusive) are in pipeline/metric_bounds.py. Bounds are
+# finite, so one comparison also refuses infinities (and NaN, which fails every one).
 UNITS = {"response_time": "milliseconds", "error_rate": "a fraction 0..1", "throughput": "requests per minute"}
 
 _POINT_KEYS = ("metric", "value", "timestamp")
@@ -53,8 +51,8 @@ _POINT_KEYS = ("metric", "value", "timestamp")
 class MetricPointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     metric: str = Field(pattern=METRIC_NAME.pattern, examples=["response_time"],
-                        description="response_time (ms, >= 0), error_rate (0..1), throughput (requests per "
-                                    "minute, >= 0), or a custom name (any finite value)")
+                        description="response_time (ms, 0..1e15), error_rate (0..1), throughput (requests per "
+                                    "minute, 0..1e15), or a custom name (any finite value)")
     value: float = Field(description="A finite JSON number")
     timestamp: str | int = Field(examples=["2024-01-15T12:00:00Z"],
                                  description="ISO 8601 (no offset = UTC) or epoch milliseconds; at most 5 minutes "
@@ -144,7 +142,7 @@ def check_points(body: Any, now_ms: int) -> list[dict]:
         bounds = ranges.get(metric) if type(metric) is str else None
         if bounds is None:
             check_metric_name(metric, f"points[{i}].metric")
-            bounds = ranges[metric] = (-_BIG, _BIG)
+            bounds = ranges[metric] = CUSTOM
 
         t = type(value)
         if t is int:
@@ -158,7 +156,7 @@ def check_points(body: Any, now_ms: int) -> list[dict]:
             if not math.isfinite(value):
                 raise invalid(f"points[{i}].value", "must be a finite number")
             lo, hi = bounds
-            rule = f"between {lo:g} and {hi:g}" if hi != _BIG else f">= {lo:g}"
+            rule = f"between {lo:g} and {hi:g}"
             raise invalid(f"points[{i}].value", f"must be {rule} for {metric} ({UNITS[metric]})")
 
         ms = _time_ms(ts, f"points[{i}].timestamp")

@@ -19,6 +19,7 @@ from ..auth import Tenant
 from ..config_write import write_config
 from ..deps import ProducerDep
 from ..errors import ApiError
+from ..json_body import stored
 from ..models import ErrorOut
 
 router = APIRouter(prefix="/v1", tags=["applications"])
@@ -107,7 +108,7 @@ async def _full(request: Request, a: dict) -> Application:
     from .app_metrics import summary_24h  # the metrics module owns how they are computed
 
     return Application(**_summary(a), description=a["description"], base_url=a["base_url"],
-                       config=json.loads(a["config"]), metrics=await summary_24h(request, a["tenant"], a["id"]))
+                       config=stored(a["config"]), metrics=await summary_24h(request, a["tenant"], a["id"]))
 
 
 async def _write(request: Request, producer, app_id: str, record: dict | None) -> None:

@@ -20,7 +20,7 @@ from .. import rules as R
 from ..auth import Tenant
 from ..config_write import write_config
 from ..errors import ApiError
-from ..models import ErrorOut
+from ..models import AgentId, ErrorOut
 from .applications import iso_s
 
 router = APIRouter(tags=["notifications"])
@@ -32,8 +32,7 @@ class PolicyCreate(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
     name: R.Name = "ARI interventions"
     min_severity: Severity = Field("high", description="Interventions at or above it are sent")
-    agent_id: str | None = Field(None, min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$",
-                                 description="Only this agent's; every agent when omitted")
+    agent_id: AgentId | None = Field(None, description="Only this agent's; every agent when omitted")
     actions: R.Actions
     enabled: bool = True
 

@@ -4,6 +4,7 @@ The history comes from the metric rollups (bucket means, the same query as the m
 series), the trend and confidences from pipeline/predictions.py. Rules:
 docs/predictions.md.
 """
+import math
 import time
 from typing import Annotated
 
@@ -62,7 +63,8 @@ async def predictions(
     granularity = P.HORIZONS[horizon].granularity
     rows = await store.rows(series_sql(granularity, "mean"),
                             {"tenant": tenant, "subject": app_id, "metric": metric, "lo": first, "hi": last})
-    history = [(r["t"], r["v"]) for r in rows]
+    # a custom metric's bucket mean can overflow to inf (values near 1.8e308): it is not fitted
+    history = [(r["t"], r["v"]) for r in rows if r["v"] is not None and math.isfinite(r["v"])]
     return Predictions(
         metric=metric, horizon=horizon,
         predictions=[Prediction(**{**p, "timestamp": iso_s(p["timestamp"] * 1000)})

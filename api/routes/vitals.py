@@ -5,7 +5,7 @@ import time
 from fastapi import APIRouter
 
 from pipeline import health
-from pipeline.limits import VITALS_INTERVAL_S
+from pipeline.limits import VITALS_INTERVAL_S, Denied
 from pipeline.topics import AGENT_VITALS
 
 from ..auth import Tenant
@@ -45,17 +45,19 @@ async def report_vitals(body: VitalsIn, tenant: Tenant, settings: SettingsDep,
         "metadata": json.dumps(metadata, separators=(",", ":"), ensure_ascii=False),
         "recorded_at": time.time_ns() // 1_000_000,
     }
-    slot = (tenant, body.agentId)
-    if denied := limiter.acquire(slot):
+    grant = limiter.acquire((tenant, body.agentId), token=record["id"])
+    if isinstance(grant, Denied):
         raise ApiError(429, "Rate limit exceeded",
-                       f"One vitals report per agent per {VITALS_INTERVAL_S:g} s; retry in {denied.retry_after_seconds} s",
-                       headers={"Retry-After": str(denied.retry_after_seconds)},
-                       retry_after_ms=denied.retry_after_ms, retry_after_seconds=denied.retry_after_seconds)
+                       f"One vitals report per agent per {VITALS_INTERVAL_S:g} s; retry in {grant.retry_after_seconds} s",
+                       headers={"Retry-After": str(grant.retry_after_seconds)},
+                       retry_after_ms=grant.retry_after_ms, retry_after_seconds=grant.retry_after_seconds)
+    stored = False
     try:
         await publish(producer, settings.topic(AGENT_VITALS.name), "agent_vital", record)
-    except ApiError:
-        limiter.release(slot)  # nothing was stored, so the report does not count
-        raise
+        stored = True
+    finally:
+        if not stored:  # whatever failed (or was cancelled), nothing was stored: the report does not count
+            limiter.release(grant)
     return VitalCreated(health=overall, vital=VitalOut(
         id=record["id"], agent_id=body.agentId, token_consumption=m.tokenConsumption,
         hallucination_rate=m.hallucinationRate, loop_frequency=m.loopCount,
