@@ -161,7 +161,7 @@ def cmd_sink(args) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: sink.stop(timeout=0))
     sink.run()
-    return 0
+    return 1 if sink.failed else 0  # gave up: exit non-zero, for whatever restarts it
 
 
 def cmd_migrate(args) -> int:

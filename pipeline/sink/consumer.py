@@ -67,6 +67,7 @@ class Sink:
         self._dlq_producer = None
         self._letters: list[dict] = []  # this batch's dead letters and their delivery state
         self.failed: str | None = None  # why the sink gave up, once it did
+        self.letter_failures = 0  # dead-letter deliveries Kafka refused (each produced again)
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> "Sink":
@@ -119,7 +120,6 @@ class Sink:
         except Exception as exc:
             self.failed = f"{type(exc).__name__}: {exc}"
             log.critical("the ClickHouse sink gives up: %s", self.failed)
-            raise
         finally:
             try:
                 self._consumer.close()
@@ -193,6 +193,7 @@ class Sink:
     def _produce_letter(self, letter: dict) -> None:
         def done(err, _msg):
             letter["state"] = f"failed: {err}" if err is not None else "delivered"
+            self.letter_failures += err is not None
 
         letter["state"] = "pending"
         self._dlq_producer.produce(letter["topic"], value=letter["value"], key=letter["key"],
