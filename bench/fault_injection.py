@@ -88,11 +88,17 @@ class Up:
         self.lines: list[tuple[float, str]] = []
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 180) -> None:
+    def start(self, timeout: float = 180) -> float:
+        """Start it; the time its "up" line arrived."""
+        since = time.monotonic()
+        from sophra.processes import _die_with_parent
+
+        # bound to this script's life, like sophra up's own children (a killed bench leaves nothing)
         self.proc = subprocess.Popen([sys.executable, "-m", "sophra", "up"], env=self.env, cwd=REPO,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     preexec_fn=_die_with_parent(os.getpid()))
         threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
-        self.wait_for(r"Sophra is up at", timeout, since=0)
+        return self.wait_for(r"Sophra is up at", timeout, since=since)
 
     def _read(self, proc) -> None:
         for line in proc.stdout:
@@ -129,6 +135,7 @@ class Load:
         self.agents = [f"agent-{i:05d}" for i in range(agents)]
         self.events_per_s, self.batches_per_s, self.points = events_per_s, batches_per_s, points
         self.vitals: set[int] = set()
+        self.reports: Counter = Counter()  # acknowledged reports per agent
         self.events: set[int] = set()
         self.batches: dict[int, int] = {}
         self.log: list[tuple[float, float, str, int | str, str | None]] = []  # start, end, kind, status, retry-after
@@ -179,10 +186,19 @@ class Load:
         return res
 
     async def _vital(self, agent: str, tokens: int):
-        res = await self._post("vital", "/api/vitals", {"agentId": agent, "metrics": {
-            "tokenConsumption": tokens, "hallucinationRate": 0.01, "loopCount": 3}})
+        # One agent in five drifts after its 5th report, so ARI has episodes to open and
+        # close: tokens (Simplicité) or loops (Nerf Vague), on and off.
+        n, which = self.reports[agent], int(agent[-5:]) % 10
+        drifting = n >= 5 and (n - 5) // 3 % 2 == 0  # reports 6-8, 12-14, ... drift; the others are calm
+        metrics = {"tokenConsumption": 2000 + tokens % 100, "hallucinationRate": 0.01, "loopCount": 3}
+        if drifting and which == 0:
+            metrics["tokenConsumption"] = 6000
+        elif drifting and which == 1:
+            metrics["loopCount"] = 80
+        res = await self._post("vital", "/api/vitals", {"agentId": agent, "metrics": metrics})
         if res is not None and res.status_code == 200:
             self.vitals.add(res.json()["vital"]["id"])
+            self.reports[agent] += 1
 
     async def _event(self, agent: str):
         res = await self._post("event", "/api/events", {"agentId": agent, "type": "task_done", "details": "ok"})
@@ -248,8 +264,12 @@ def _outage(load: Load, t: float, until: float) -> dict:
     """The answers to requests started while a part was down."""
     during = [(end - start, status, retry) for start, end, _, status, retry in list(load.log) if t <= start < until]
     refused = [(s, r) for s, status, r in during if status == 503]
+    lat = sorted(s for s, _ in refused)
     return {"requests": len(during), "answered_503": len(refused),
-            "max_503_latency_s": round(max((s for s, _ in refused), default=0.0), 3),
+            "p50_503_latency_s": round(lat[len(lat) // 2], 3) if lat else None,
+            "p99_503_latency_s": round(lat[int(len(lat) * 0.99)], 3) if lat else None,
+            "max_503_latency_s": round(max(lat, default=0.0), 3),
+            "503_over_1s": sum(1 for x in lat if x > 1),
             "all_503_have_retry_after": all(r == "1" for _, r in refused),
             "statuses": dict(Counter(str(status) for _, status, _ in during))}
 
@@ -357,6 +377,18 @@ def main(argv=None) -> int:
     marker = f"SOPHRA_DATA_DIR={data}"
     base = f"http://127.0.0.1:{port}"
     up = Up(env)
+    try:
+        return _run(args, data, env, marker, base, up)
+    finally:
+        if up.proc is not None and up.proc.poll() is None:
+            up.proc.send_signal(signal.SIGINT)
+            try:
+                up.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                up.proc.kill()
+
+
+def _run(args, data: Path, env: dict, marker: str, base: str, up: Up) -> int:
     t_start = time.monotonic()
     up.start()
     started_s = time.monotonic() - t_start
@@ -393,8 +425,8 @@ def main(argv=None) -> int:
         deadline = time.monotonic() + 60
         while _marked(marker) and time.monotonic() < deadline:
             time.sleep(0.1)
-        up.start()
-        faults["api"] = {"up_again_after_s": round(up.lines[-1][0] - t, 2),
+        again = up.start()
+        faults["api"] = {"up_again_after_s": round(again - t, 2),
                          "writes_ok_after_s": round(load.first_ok_after(t) or -1, 2)}
         time.sleep(args.tail)
     finally:
