@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import json
 import os
 import random
@@ -186,10 +187,10 @@ class Load:
         return res
 
     async def _vital(self, agent: str, tokens: int):
-        # One agent in five drifts after its 5th report, so ARI has episodes to open and
+        # One agent in five drifts from its 5th report on (ARI judges from the 5th), so ARI has episodes to open and
         # close: tokens (Simplicité) or loops (Nerf Vague), on and off.
         n, which = self.reports[agent], int(agent[-5:]) % 10
-        drifting = n >= 5 and (n - 5) // 3 % 2 == 0  # reports 6-8, 12-14, ... drift; the others are calm
+        drifting = n >= 4 and (n - 4) // 3 % 2 == 0  # reports 5-7, 11-13, ... drift; the others are calm
         metrics = {"tokenConsumption": 2000 + tokens % 100, "hallucinationRate": 0.01, "loopCount": 3}
         if drifting and which == 0:
             metrics["tokenConsumption"] = 6000
@@ -367,6 +368,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tail", type=float, default=30, help="seconds of load after the last fault")
     ap.add_argument("--data-dir", type=Path, help="default: a temporary folder")
     ap.add_argument("--json", type=Path, help="also write the result here")
+    ap.add_argument("--requests-csv", type=Path, help="write every request: start (s from the first), seconds, kind, "
+                    "status")
     args = ap.parse_args(argv)
 
     data = (args.data_dir or Path(tempfile.mkdtemp(prefix="sophra-faults-"))) / "data"
@@ -388,7 +391,13 @@ def main(argv=None) -> int:
                 up.proc.kill()
 
 
+def _say(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
 def _run(args, data: Path, env: dict, marker: str, base: str, up: Up) -> int:
+    faulthandler.register(signal.SIGUSR1)  # kill -USR1 <pid>: where is it?
+    _say(f"starting sophra up in {data}")
     t_start = time.monotonic()
     up.start()
     started_s = time.monotonic() - t_start
@@ -402,8 +411,10 @@ def _run(args, data: Path, env: dict, marker: str, base: str, up: Up) -> int:
     load.start()
     faults = {}
     try:
+        _say(f"load running: {args.agents} agents, {args.events_per_s:g} events/s, {args.batches_per_s:g} batches/s")
         time.sleep(args.warmup)
 
+        _say("kill -9 the worker")
         [worker] = [p for p in _marked(marker) if _cmdline(p)[-3:-1] == [b"sophra", b"worker"]]
         t = _kill(worker)
         back = up.wait_for(r"^worker restarted", 120, since=t)
@@ -411,6 +422,7 @@ def _run(args, data: Path, env: dict, marker: str, base: str, up: Up) -> int:
                             "writes_ok_after_s": round(load.first_ok_after(t) or -1, 2)}
         time.sleep(args.between)
 
+        _say("kill -9 the broker")
         [broker] = [p for p in _marked(marker) if b"kafka.Kafka" in _cmdline(p)]
         t = _kill(broker)
         back = up.wait_for(r"^broker restarted", 180, since=t)
@@ -420,6 +432,7 @@ def _run(args, data: Path, env: dict, marker: str, base: str, up: Up) -> int:
                             "while_down": _outage(load, t + 0.5, back)}  # from 0.5 s on: in flight at the kill excluded
         time.sleep(args.between)
 
+        _say("kill -9 sophra up (the api with its sink)")
         t = _kill(up.proc.pid)  # the api with its sink; the children follow it (death signal)
         up.proc.wait()
         deadline = time.monotonic() + 60
@@ -431,13 +444,20 @@ def _run(args, data: Path, env: dict, marker: str, base: str, up: Up) -> int:
         time.sleep(args.tail)
     finally:
         load.stop()
+    _say("load stopped; waiting for the worker and the sink to catch up")
     settle_s = _settle(up.kafka)
     up.proc.send_signal(signal.SIGINT)
     up.proc.wait(120)
 
+    _say("checking the data folder")
     result = {"agents": args.agents, "started_s": round(started_s, 1), "faults": faults, **check(data, load),
               "settle_s": round(settle_s, 1),
+              "sophra_up_said": [line for _, line in up.lines if re.search(r"exited with|restart|did not start", line)],
               "requests": dict(Counter(f"{kind} {status}" for _, _, kind, status, _ in load.log))}
+    if args.requests_csv:
+        t0 = min((start for start, *_ in load.log), default=0.0)
+        args.requests_csv.write_text("".join(f"{start - t0:.3f},{end - start:.3f},{kind},{status}\n"
+                                             for start, end, kind, status, _ in sorted(load.log)))
     ok = (all(result[k]["lost"] == 0 and result[k]["duplicated"] == 0 for k in ("vitals", "events", "metric_points"))
           and result["rollups"]["equal"] and result["ari"]["mismatched"] == 0
           and result["ari"]["statuses_mismatched"] == 0 and faults["broker"]["while_down"]["all_503_have_retry_after"])
