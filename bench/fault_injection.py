@@ -238,19 +238,30 @@ def _lag(bootstrap: str, group: str, topics: list[str]) -> int:
         c.close()
 
 
-def _settle(bootstrap: str, timeout: float = 300) -> float:
-    """Wait until the worker and the sink have committed everything; seconds it took."""
+def _ends(bootstrap: str, topics: list[str]) -> int:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "fault-ends", "enable.auto.commit": False})
+    try:
+        return sum(c.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
+                   for t in topics for p in c.list_topics(t, timeout=10).topics[t].partitions)
+    finally:
+        c.close()
+
+
+def _settle(bootstrap: str, timeout: float = 300, quiet_s: float = 10) -> tuple[float, int]:
+    """Wait until the sink has committed everything and nothing new was derived for
+    `quiet_s` (the worker is done); (seconds it took, records the worker had not
+    committed then: it skips them by offset when it reads them again)."""
     t0 = time.monotonic()
     worker_topics = [AGENT_VITALS.name, AGENT_EVENTS.name, APP_METRICS.name]
     sink_topics = [t.name for t in RECORD_TOPICS]
-    calm = 0
+    derived = [t.name for t in RECORD_TOPICS if t not in (AGENT_VITALS, AGENT_EVENTS, APP_METRICS)]
+    last, quiet_since = None, time.monotonic()
     while time.monotonic() - t0 < timeout:
-        if _lag(bootstrap, "sophra-worker", worker_topics) == 0 and _lag(bootstrap, "sophra-sink", sink_topics) == 0:
-            calm += 1
-            if calm == 3:  # what the worker derived last has been landed too
-                return time.monotonic() - t0
-        else:
-            calm = 0
+        ends = _ends(bootstrap, derived)
+        if ends != last:
+            last, quiet_since = ends, time.monotonic()
+        elif _lag(bootstrap, "sophra-sink", sink_topics) == 0 and time.monotonic() - quiet_since >= quiet_s:
+            return time.monotonic() - t0, _lag(bootstrap, "sophra-worker", worker_topics)
         time.sleep(1)
     raise RuntimeError(f"the worker and the sink did not catch up within {timeout:.0f}s")
 
@@ -445,13 +456,13 @@ def _run(args, data: Path, env: dict, marker: str, base: str, up: Up) -> int:
     finally:
         load.stop()
     _say("load stopped; waiting for the worker and the sink to catch up")
-    settle_s = _settle(up.kafka)
+    settle_s, worker_uncommitted = _settle(up.kafka)
     up.proc.send_signal(signal.SIGINT)
     up.proc.wait(120)
 
     _say("checking the data folder")
     result = {"agents": args.agents, "started_s": round(started_s, 1), "faults": faults, **check(data, load),
-              "settle_s": round(settle_s, 1),
+              "settle_s": round(settle_s, 1), "worker_uncommitted_at_stop": worker_uncommitted,
               "sophra_up_said": [line for _, line in up.lines if re.search(r"exited with|restart|did not start", line)],
               "requests": dict(Counter(f"{kind} {status}" for _, _, kind, status, _ in load.log))}
     if args.requests_csv:
