@@ -20,7 +20,8 @@ data folder is checked directly:
 - ARI's interventions and statuses in ClickHouse equal an uninterrupted run of the
   engine over the same records (read back from the topics, per agent in offset order).
 
-Prints a summary and one JSON line (`--json` writes it to a file); exits 1 if a check fails.
+Prints a summary and one JSON line (`--json` writes it to a file); exits 1 if a check
+fails. The temporary folder is deleted at the end (`--data-dir` keeps it).
 Timings (recovery per fault, 503 latency) are measurements, reported, never asserted.
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -383,7 +385,8 @@ def main(argv=None) -> int:
                     "status")
     args = ap.parse_args(argv)
 
-    data = (args.data_dir or Path(tempfile.mkdtemp(prefix="sophra-faults-"))) / "data"
+    temp = None if args.data_dir else Path(tempfile.mkdtemp(prefix="sophra-faults-"))
+    data = (args.data_dir or temp) / "data"
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "CLICKHOUSE_URL",
                                                              "SOPHRA_SMTP_URL")}
@@ -400,6 +403,8 @@ def main(argv=None) -> int:
                 up.proc.wait(60)
             except subprocess.TimeoutExpired:
                 up.proc.kill()
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
 
 
 def _say(text: str) -> None:
