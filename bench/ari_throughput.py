@@ -363,7 +363,8 @@ def run_plain(bootstrap: str, prefix: str, out_prefix: str, last_id: dict[bytes,
                     raise BenchError(f"plain consumer: {msg.error()}")
                 batch_end[(msg.topic(), msg.partition())] = msg.offset() + 1
             # the worker's own batch step, with the state in a dict instead of a Faust table
-            touched, outputs = apply_batch(states.get, ((m.key(), m.value()) for m in msgs))
+            step = apply_batch(states.get, ((m.key(), m.value(), (m.topic(), m.partition(), m.offset())) for m in msgs))
+            touched, outputs = step.states, step.outputs
             states.update(touched)
             for key, kind, record in outputs.values():
                 _produce(producer, status_topic if kind == "ari_status" else iv_topic, key,

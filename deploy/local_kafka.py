@@ -293,6 +293,11 @@ class LocalKafka:
         return self._proc.pid if self._proc is not None else None
 
     @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The broker's JVM (for a supervisor to watch), or None before the first start."""
+        return self._proc
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 

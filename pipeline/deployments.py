@@ -40,7 +40,7 @@ DONE_KEPT = 200                   # decided deployment ids remembered, so a rede
 def new_state() -> dict:
     # minutes: per metric, [minute start (epoch ms), sum, count] oldest first
     # probing: deployment id -> {"reasons", "completed_at"}: due, health check result not yet seen
-    return {"minutes": {m: [] for m in WATCHED}, "newest": None, "last_batch_id": 0, "open": {}, "done": [],
+    return {"minutes": {m: [] for m in WATCHED}, "newest": None, "open": {}, "done": [],
             "probing": {}}
 
 

@@ -4,13 +4,21 @@
 api acknowledges a record only once every in-sync replica has it; there is no flush
 per request. A daemon thread serves delivery callbacks and hands results back to the
 event loop. A full local queue raises `Backpressure` instead of waiting.
+
+While every broker is down (librdkafka reports _ALL_BROKERS_DOWN) `send` refuses at once
+with `BrokerUnavailable`: nothing is enqueued, so the caller's 503 is certain ("not
+stored") and immediate, instead of a request waiting up to delivery.timeout.ms (30 s)
+for a broker that is gone. The delivery thread asks for metadata every PROBE_S while
+down and lifts the refusal as soon as a broker answers. Records already handed to
+librdkafka when the broker died still wait for their delivery report: answering those
+early could tell a client "not stored" about a record that is then stored.
 """
 import asyncio
 import threading
 import time
 from typing import Callable
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 
 class Backpressure(Exception):
@@ -19,6 +27,13 @@ class Backpressure(Exception):
 
 class DeliveryFailed(Exception):
     pass
+
+
+class BrokerUnavailable(DeliveryFailed):
+    """No broker is reachable: the record was not enqueued."""
+
+
+PROBE_S = 0.5
 
 
 def producer_config(bootstrap: str, **extra) -> dict:
@@ -32,25 +47,42 @@ def producer_config(bootstrap: str, **extra) -> dict:
         # same partition whoever produces it.
         "partitioner": "murmur2_random",
         "delivery.timeout.ms": 30_000,
+        # a broker that comes back is found within a second, not after a 10 s backoff
+        "reconnect.backoff.max.ms": 1000,
         **extra,
     }
 
 
 class RecordProducer:
     def __init__(self, bootstrap: str, *, observe: Callable[[str, float], None] | None = None, **extra):
-        self._producer = Producer(producer_config(bootstrap, **extra))
+        self.down_since: float | None = None  # monotonic time all brokers went down, while they are
+        self._producer = Producer(producer_config(bootstrap, error_cb=self._on_error, **extra))
         # Told ("ok" | "failed", seconds from produce to the outcome) for every send.
         self._observe = observe or (lambda outcome, seconds: None)
         self._running = True
         self._poller = threading.Thread(target=self._poll, name="kafka-delivery", daemon=True)
         self._poller.start()
 
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._ALL_BROKERS_DOWN and self.down_since is None:
+            self.down_since = time.monotonic()
+
     def _poll(self) -> None:
+        probed = 0.0
         while self._running:
             self._producer.poll(0.05)
+            if self.down_since is not None and time.monotonic() - probed >= PROBE_S:
+                probed = time.monotonic()
+                try:
+                    self._producer.list_topics(timeout=PROBE_S)
+                    self.down_since = None  # a broker answered
+                except KafkaException:
+                    pass
 
     async def send(self, topic: str, key: bytes, value: bytes) -> tuple[int, int]:
         """Produce one record; returns (partition, offset) once the broker acknowledged it."""
+        if self.down_since is not None:
+            raise BrokerUnavailable(f"Kafka unreachable for {time.monotonic() - self.down_since:.0f}s")
         loop = asyncio.get_running_loop()
         done = loop.create_future()
 

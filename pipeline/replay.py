@@ -17,9 +17,11 @@ What it does, in this order:
    merged in `recorded_at` order (ties: events before vitals, then by id), so the result
    is deterministic whatever order they were produced in, and the engine
    (pipeline/ari/engine.py) runs over them from a fresh state. Undecodable records are
-   skipped, as the worker skips them. If retention already dropped records of a
-   partition and its first retained record is later than --from, replay refuses: it
-   would delete interventions it cannot recompute.
+   skipped, as the worker skips them. Before anything is read or deleted, replay
+   refuses when retention emptied a partition (nothing retained, records once there)
+   that holds an agent with interventions in the window; and after reading, when
+   retention dropped the start of a partition whose first retained record is later
+   than --from. Either way it would delete interventions it cannot recompute.
 3. Replace, in ClickHouse and on the derived topics. Derived records the ClickHouse
    sink has not landed yet are landed first (by the sink itself: waited for if the sink
    group has members, else run in this process until caught up), so an old record can't
@@ -38,8 +40,10 @@ What it does, in this order:
 4. Rewrite the worker's state: each agent's final recomputed state is produced to the
    worker table's changelog (`<worker id>-agent_state-changelog`: key = the record key
    bytes `b"<tenant>/<agent>"`, value = the state as JSON, partition = the partition of
-   the agent's records). The restarted worker recovers the table from there, skips the
-   records it already has (by id) and derives from the new rules from then on.
+   the agent's records), with the offsets replay read up to as the state's applied
+   offsets (pipeline/worker/offsets.py). The restarted worker recovers the table from
+   there, skips the records it already has (by offset) and derives from the new rules
+   from then on.
 5. A progress bar on stderr (records read / total from the watermarks, percentage,
    rate, ETA; at most ~10 redraws a second) and a summary line at the end.
 
@@ -62,6 +66,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TextIO
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from aiokafka.partitioner import murmur2
 from confluent_kafka.admin import AdminClient
 
 from schemas import codec
@@ -72,8 +77,9 @@ from .producer import producer_config
 from .sink.steps import Batch, DeadLetter, insert_batch, to_row
 from .store.clickhouse import connect
 from .store.migrate import migrate
+from .worker.offsets import mark
 from .topics import (AGENT_EVENTS, AGENT_VITALS, ARI_INTERVENTIONS, ARI_STATUS, TopicSpec, ensure_topics,
-                     worker_state_changelog)
+                     entity_key, worker_state_changelog)
 
 log = logging.getLogger("sophra.replay")
 
@@ -280,6 +286,31 @@ def derive(records: list[tuple[str, dict]]) -> tuple[dict, dict, dict | None]:
     return state, interventions, status
 
 
+def _window(since: int, until: int | None) -> str:
+    return f"opened_at >= {_ms(since)}" + (f" AND opened_at < {_ms(until)}" if until is not None else "")
+
+
+def _refuse_emptied(settings: Settings, marks: dict, partitions: int, since: int, until: int | None) -> None:
+    """Refuse when retention emptied a partition holding an agent whose interventions in the
+    window replay would delete: with none of its records left, none could be recomputed."""
+    emptied = {(t, p) for (t, p), (lo, hi) in marks.items() if lo > 0 and lo == hi}
+    if not emptied:
+        return
+    ch = connect(settings.clickhouse_dsn, settings.clickhouse_database)
+    agents = ch.query(f"SELECT DISTINCT tenant, agent_id FROM ari_interventions FINAL "
+                      f"WHERE {_window(since, until)}").result_rows
+    needed = {_partition(entity_key(tenant, agent), partitions) for tenant, agent in agents}
+    for topic, p in sorted(emptied):
+        if p in needed:
+            raise ReplayError(f"retention emptied {topic}[{p}] (offsets 0..{marks[(topic, p)][0] - 1} are gone), "
+                              "which holds agents with interventions since --from; replay would delete what it "
+                              "cannot recompute (nothing was changed)")
+
+
+def _partition(key: bytes, partitions: int) -> int:
+    return (murmur2(key) & 0x7FFFFFFF) % partitions  # Kafka's default partitioner, as every producer here
+
+
 # -- writing --------------------------------------------------------------------------
 
 class _Writer:
@@ -366,6 +397,7 @@ def replay(settings: Settings, bootstrap: str, since: int, until: int | None = N
         _ensure_changelog(bootstrap, admin, changelog, n)
         marks = {(t, p): consumer.get_watermark_offsets(TopicPartition(t, p), timeout=_TIMEOUT)
                  for p in range(n) for t in (vitals_t, events_t)}
+        _refuse_emptied(settings, marks, n, since, until)
         progress = Progress(sum(hi - lo for lo, hi in marks.values()), out)
         interventions, statuses = [], []
         for p in range(n):
@@ -378,6 +410,9 @@ def replay(settings: Settings, bootstrap: str, since: int, until: int | None = N
                                       "choose a later --from (nothing was changed)")
             for key, records in per_key.items():
                 state, ivs, status = derive(records)
+                for topic in (vitals_t, events_t):  # what the state holds, for the worker's offset check
+                    if part[(topic, p)][1] > 0:
+                        mark(state, topic, p, part[(topic, p)][1] - 1)
                 result.states[key] = (p, state)
                 interventions += [(key, v) for v in ivs.values()
                                   if v["opened_at"] >= since and (until is None or v["opened_at"] < until)]
@@ -391,7 +426,7 @@ def replay(settings: Settings, bootstrap: str, since: int, until: int | None = N
     # Replace: land what the sink had not landed yet, delete, produce, land the same rows.
     result.landed = land_unlanded_derived(settings, bootstrap, admin)
     ch = connect(settings.clickhouse_dsn, settings.clickhouse_database)
-    where = f"opened_at >= {_ms(since)}" + (f" AND opened_at < {_ms(until)}" if until is not None else "")
+    where = _window(since, until)
     result.deleted = ch.query(f"SELECT count() FROM ari_interventions FINAL WHERE {where}").result_rows[0][0]
     ch.command(f"DELETE FROM ari_interventions WHERE {where}", settings={"lightweight_deletes_sync": 2})
 

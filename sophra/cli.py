@@ -38,14 +38,15 @@ def _bootstrap(settings: Settings) -> str:
     return settings.kafka_bootstrap_servers
 
 
-async def _serve(settings: Settings, bootstrap: str, *, run_sink: bool, children=(), announce=None) -> int:
-    """Run the api until a signal, or until a child process dies (then exit 1)."""
+async def _serve(settings: Settings, bootstrap: str, *, run_sink: bool, announce=None) -> int:
+    """Run the api until a signal (exit 0), or until its in-process sink gave up (exit 1:
+    acknowledging writes that nothing lands would be worse than not answering)."""
     import uvicorn
 
     from api.main import create_app
 
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, bootstrap, run_sink=run_sink),
-                                           host=settings.host, port=settings.port, log_level="warning"))
+    app = create_app(settings, bootstrap, run_sink=run_sink)
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning"))
     serving = asyncio.create_task(server.serve())
     while not server.started and not serving.done():
         await asyncio.sleep(0.02)
@@ -53,37 +54,46 @@ async def _serve(settings: Settings, bootstrap: str, *, run_sink: bool, children
         announce()
     failed = 0
     while not serving.done():
-        for name, proc in children:
-            if proc.poll() is not None and not server.should_exit:
-                log.error("%s exited with code %s; stopping", name, proc.returncode)
-                failed, server.should_exit = 1, True
-        await asyncio.wait([serving], timeout=0.5)
+        sink = getattr(app.state, "sink", None)
+        if server.started and sink is not None and not sink.alive and not server.should_exit:
+            print(f"The ClickHouse sink stopped ({sink.failed or 'its thread ended'}); the api exits so that "
+                  "no write is acknowledged that nothing lands", file=sys.stderr, flush=True)
+            failed, server.should_exit = 1, True
+        await asyncio.wait([serving], timeout=0.2)
     serving.result()
     return failed or (0 if server.started else 1)
 
 
 def cmd_up(args) -> int:
+    """The embedded default. The broker (unless KAFKA_BOOTSTRAP_SERVERS), the worker and the
+    notifier are children that a Supervisor restarts when they die; the api and its sink
+    run in this process, which exits non-zero (stopping every child) if the sink gives up."""
     from deploy.local_kafka import LocalKafka, fetch
     from pipeline.topics import ensure_topics
 
-    from .processes import spawn, terminate
+    from .processes import Supervisor, spawn, terminate
 
     t0 = time.monotonic()
     settings = _settings(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    kafka = worker = notifier = None
+    supervisor = Supervisor()
     try:
         bootstrap = settings.kafka_bootstrap_servers
         if not bootstrap:
             fetch()
             kafka = LocalKafka(settings.data_dir / "kafka", port=settings.kafka_port)
-            bootstrap = kafka.start()
+
+            def start_kafka():
+                kafka.start()
+                # a restarted broker must come back where every client looks for it
+                kafka.requested_port, kafka.requested_controller_port = kafka.port, kafka.controller_port
+
+            supervisor.run("broker", start_kafka, kafka.stop, lambda: kafka.process)
+            bootstrap = kafka.bootstrap_servers
         ensure_topics(bootstrap, settings.topic_prefix)  # before the worker, whose tables check partitions
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "SOPHRA_DATA_DIR": str(settings.data_dir)}
-        with open(settings.data_dir / "worker.log", "ab") as worker_log:
-            worker = spawn([sys.executable, "-m", "sophra", "worker"], stdout=worker_log, env=env)
-        with open(settings.data_dir / "notifier.log", "ab") as notifier_log:
-            notifier = spawn([sys.executable, "-m", "sophra", "notifier"], stdout=notifier_log, env=env)
+        for name in ("worker", "notifier"):
+            supervisor.run(name, *_child(name, env, settings.data_dir / f"{name}.log", spawn, terminate))
 
         def announce():
             print(f"Sophra is up at http://{settings.host}:{settings.port}  "
@@ -94,18 +104,24 @@ def cmd_up(args) -> int:
                       "SOPHRA_SMTP_URL=smtp://user:pass@smtp.example.com:587 make run "
                       "(each attempt is recorded as not delivered meanwhile)", flush=True)
 
-        return asyncio.run(_serve(settings, bootstrap, run_sink=True,
-                                  children=[("worker", worker), ("notifier", notifier)], announce=announce))
+        return asyncio.run(_serve(settings, bootstrap, run_sink=True, announce=announce))
     except KeyboardInterrupt:
         return 0
     finally:
-        # Stop in dependency order: the worker still needs the broker to commit.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        terminate(notifier)
-        terminate(worker)
-        if kafka:
-            kafka.stop()
+        supervisor.stop()  # in dependency order: the worker still needs the broker to commit
         print("Sophra stopped.", flush=True)
+
+
+def _child(name: str, env: dict, log_path, spawn, terminate):
+    """(start, stop, process) of `sophra <name>` as a child of `sophra up`, output to log_path."""
+    current = {}
+
+    def start():
+        with open(log_path, "ab") as out:
+            current["proc"] = spawn([sys.executable, "-m", "sophra", name], stdout=out, env=env)
+
+    return start, lambda: terminate(current.get("proc")), lambda: current.get("proc")
 
 
 def cmd_api(args) -> int:
@@ -146,7 +162,7 @@ def cmd_sink(args) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: sink.stop(timeout=0))
     sink.run()
-    return 0
+    return 1 if sink.failed else 0  # gave up: exit non-zero, for whatever restarts it
 
 
 def cmd_migrate(args) -> int:

@@ -1,4 +1,5 @@
-"""Child processes of `sophra up` (the broker, the worker): one home for how they start and stop.
+"""Child processes of `sophra up` (the broker, the worker): one home for how they start,
+stop and are restarted (`Supervisor`).
 
 Each child runs in its own session, so a terminal Ctrl-C reaches only the supervisor,
 which then stops the children in order; and each is bound to the supervisor's life
@@ -11,6 +12,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 
 _PR_SET_PDEATHSIG = 1
 
@@ -49,3 +52,102 @@ def terminate(proc: subprocess.Popen | None, timeout: float = 30) -> int | None:
             proc.kill()
             proc.wait()
     return proc.wait()
+
+
+class Supervisor:
+    """Keeps `sophra up`'s children running: one that exits is started again after a
+    backoff (1 s, doubling to 30 s; back to 1 s once it ran a minute), and each restart
+    is printed. One thread does every start, restart and stop, so the death signal above
+    stays tied to a thread that lives as long as the children; `stop` stops them in
+    the reverse order of `add` (the worker still needs the broker to commit)."""
+
+    BASE_S, CAP_S, HEALTHY_S, POLL_S = 1.0, 30.0, 60.0, 0.2
+
+    def __init__(self, out=None):
+        self.out = out or sys.stdout
+        self._children: list[dict] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
+        self.restarts: dict[str, int] = {}
+
+    def run(self, name: str, start, stop, process, timeout: float = 120) -> None:
+        """Start a child on the supervisor's thread and keep it running. `start()` starts it
+        (returning once it is ready), `stop()` stops it, `process()` is its current
+        subprocess.Popen (or None). Raises what a failed first start raised."""
+        child = {"name": name, "start": start, "stop": stop, "process": process, "ready": threading.Event(),
+                 "error": None, "due": None, "failures": 0, "since": 0.0}
+        with self._lock:
+            self._children.append(child)
+        if not self._thread.is_alive():
+            self._thread.start()
+        if not child["ready"].wait(timeout):
+            raise RuntimeError(f"{name} did not start within {timeout:.0f} s")
+        if child["error"] is not None:
+            raise child["error"]
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                with self._lock:
+                    children = list(self._children)
+                for child in children:
+                    if not child["ready"].is_set():
+                        self._first_start(child)
+                    elif child["error"] is None:
+                        self._watch(child)
+                self._stop.wait(self.POLL_S)
+        finally:
+            for child in reversed(self._children):
+                if child["error"] is None and child["ready"].is_set():
+                    try:
+                        child["stop"]()
+                    except Exception as exc:  # stop the others all the same
+                        self._say(f"stopping {child['name']}: {exc}")
+
+    def _first_start(self, child: dict) -> None:
+        try:
+            child["start"]()
+            child["since"] = time.monotonic()
+        except BaseException as exc:  # noqa: BLE001 - raised again by run() in its caller
+            child["error"] = exc
+        child["ready"].set()
+
+    def _watch(self, child: dict) -> None:
+        now = time.monotonic()
+        if child["due"] is None:
+            proc = child["process"]()
+            code = proc.poll() if proc is not None else None
+            if proc is None or code is None:
+                return
+            if now - child["since"] >= self.HEALTHY_S:
+                child["failures"] = 0
+            delay = min(self.BASE_S * 2 ** child["failures"], self.CAP_S)
+            child["failures"] += 1
+            child["due"] = now + delay
+            self._say(f"{child['name']} exited with {code}, restarting in {delay:.0f} s")
+            return
+        if now < child["due"]:
+            return
+        child["due"] = None
+        try:
+            child["stop"]()  # release what the dead one held (the broker's folder lock)
+            child["start"]()
+        except Exception as exc:
+            child["failures"] += 1
+            delay = min(self.BASE_S * 2 ** child["failures"], self.CAP_S)
+            child["due"] = time.monotonic() + delay
+            self._say(f"{child['name']} did not start ({exc}), retrying in {delay:.0f} s")
+            return
+        child["since"] = time.monotonic()
+        self.restarts[child["name"]] = self.restarts.get(child["name"], 0) + 1
+        proc = child["process"]()
+        self._say(f"{child['name']} restarted (pid {proc.pid if proc else '?'})")

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
                                 field="sink_batch_rows", gt=0)
     sink_batch_ms: int = _env("SOPHRA_SINK_BATCH_MS", "Longest time a row waits in the sink before its insert", 250,
                               field="sink_batch_ms", gt=0)
+    sink_give_up_s: float = _env("SOPHRA_SINK_GIVE_UP_S", "How long the sink retries a failing insert, dead letter "
+                                 "or commit before it gives up and its process exits non-zero", 300,
+                                 field="sink_give_up_s", gt=0)
     public_url: str | None = _env("SOPHRA_PUBLIC_URL", "Base URL people reach the api at, for links in notifications; "
                                   "unset = http://<host>:<port>", None, field="public_url")
     smtp_url: str | None = _env("SOPHRA_SMTP_URL", "SMTP server for email alerts (smtp://user:pass@host:587, STARTTLS "

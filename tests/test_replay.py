@@ -123,6 +123,16 @@ def states_in_changelog(s):
     return out
 
 
+def read_to(s, hist, partition, p):
+    """The last offset of partition p of each source topic holding records, as the fixture produced them."""
+    ends = {}
+    for i, spec in enumerate((AGENT_VITALS, AGENT_EVENTS)):
+        n = sum(len(records[i]) for agent, records in hist.items() if partition[entity_key("t_ari", agent)] == p)
+        if n:
+            ends[f"{s.topic(spec.name)}/{p}"] = n - 1
+    return ends
+
+
 def land_all(s):
     """Run the real sink until it has committed everything on the derived topics."""
     c = Consumer({"bootstrap.servers": s.kafka_bootstrap_servers, "group.id": s.sink_group})
@@ -176,12 +186,15 @@ def test_replay_replaces_derived_rows_and_rewrites_the_worker_state(env):
     for agent, (vitals, events) in hist.items():
         key = entity_key("t_ari", agent)
         final = run(vitals, events)[0]
-        assert changelog[key] == [(partition[key], final)] * 2
+        assert [(part, {k: v for k, v in st.items() if k != "offsets"}) for part, st in changelog[key]] == [
+            (partition[key], final)] * 2
         assert final["snapshots"] == len(vitals)
+        # applied up to where replay read each topic's partition (for the worker's offset check)
+        assert changelog[key][-1][1]["offsets"] == read_to(s, hist, partition, partition[key])
 
 
 def test_a_worker_restarted_after_replay_resumes_from_the_replayed_state(env):
-    s, hist, _, _ = env
+    s, hist, partition, _ = env
     replay(s, s.kafka_bootstrap_servers, FROM)
     derived_before = {t: len(read_topic(s.kafka_bootstrap_servers, s.topic(t.name)))
                       for t in (ARI_INTERVENTIONS, ARI_STATUS)}
@@ -194,21 +207,26 @@ def test_a_worker_restarted_after_replay_resumes_from_the_replayed_state(env):
         p = Producer(producer_config(s.kafka_bootstrap_servers))
         p.produce(s.topic(AGENT_VITALS.name), key=b"t_ari/burnout", value=codec.encode("agent_vital", new))
         assert p.flush(10) == 0
-        # The new worker group reads the topics from the start: every agent's state is written
-        # back, unchanged except for the one new snapshot.
-        # The new snapshot may come in a later batch than the re-read ones: wait for it too.
+        # The new worker group reads the topics from the start and skips, by offset, every
+        # record replay applied: only the burnout agent's state is written again, with the
+        # one new snapshot.
         def resumed():
             log = states_in_changelog(s)
             burnout = log.get(b"t_ari/burnout", [])
-            done = burnout and burnout[-1][1]["snapshots"] == len(hist["burnout"][0]) + 1
-            return all(len(v) >= 2 for v in log.values()) and done and log
+            return len(burnout) >= 2 and log
         log = eventually(resumed, 90)
         assert log, "the worker did not write its states"
     finally:
         assert terminate(worker) == 0
+    assert {k: len(v) for k, v in log.items()} == {entity_key("t_ari", a): 2 if a == "burnout" else 1 for a in hist}
     for agent, (vitals, events) in hist.items():
+        p = partition[entity_key("t_ari", agent)]
         state = log[entity_key("t_ari", agent)][-1][1]
+        offsets = state.pop("offsets")
         assert state == run(vitals + ([new] if agent == "burnout" else []), events)[0]
+        # applied up to the offsets replay read to; the burnout agent's up to its new snapshot
+        in_partition = sum(len(vs) for a, (vs, _) in hist.items() if partition[entity_key("t_ari", a)] == p)
+        assert offsets[f"{s.topic(AGENT_VITALS.name)}/{p}"] == in_partition - (agent != "burnout")
     # Nothing already applied was derived again: only the new snapshot's status.
     after = {t: read_topic(s.kafka_bootstrap_servers, s.topic(t.name)) for t in (ARI_INTERVENTIONS, ARI_STATUS)}
     assert len(after[ARI_INTERVENTIONS]) == derived_before[ARI_INTERVENTIONS]
@@ -248,6 +266,21 @@ def test_replay_refuses_when_retention_dropped_history_after_from(env):
     [done] = admin.delete_records([TopicPartition(topic, partition[b"t_ari/burnout"], 8)]).values()
     done.result(10)
     with pytest.raises(ReplayError, match=r"agent.vitals\[\d\] keeps history only from 2026-11-18T11:10:40"):
+        replay(s, s.kafka_bootstrap_servers, FROM)
+    assert {r["intervention_id"] for r in stored(ch)} == {"iv_old_p4", "iv_stale_p4", "iv_10012_p1"}  # untouched
+
+
+def test_replay_refuses_when_retention_emptied_a_partition_it_needs(env):
+    s, _, partition, ch = env
+    topic = s.topic(AGENT_VITALS.name)
+    admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap_servers})
+    p = partition[b"t_ari/burnout"]  # burnout has an intervention since FROM in ClickHouse (OLD_BURNOUT)
+    c = Consumer({"bootstrap.servers": s.kafka_bootstrap_servers, "group.id": "marks"})
+    _, end = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+    c.close()
+    [done] = admin.delete_records([TopicPartition(topic, p, end)]).values()
+    done.result(10)
+    with pytest.raises(ReplayError, match=rf"retention emptied {topic}\[{p}\] \(offsets 0\.\.{end - 1} are gone\)"):
         replay(s, s.kafka_bootstrap_servers, FROM)
     assert {r["intervention_id"] for r in stored(ch)} == {"iv_old_p4", "iv_stale_p4", "iv_10012_p1"}  # untouched
 

@@ -60,6 +60,17 @@ def test_up_serves_the_vitals_path_and_ctrl_c_stops_every_part(tmp_path):
             assert eventually(lambda: http.get("/api/agents/more-19/vitals").status_code == 200, 10)
             time.sleep(1)
             assert up.poll() is None and len(processes_with_env(marker)) == 4
+            # A worker killed outright is started again by `sophra up`, which says so.
+            [worker] = [p for p in processes_with_env(marker)
+                        if Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[-3:-1] == [b"sophra", b"worker"]]
+            os.kill(worker, signal.SIGKILL)
+            said = [next(up.stdout), next(up.stdout)]
+            assert said[0] == "worker exited with -9, restarting in 1 s\n"
+            assert re.fullmatch(r"worker restarted \(pid \d+\)\n", said[1]) and str(worker) not in said[1]
+            assert len(processes_with_env(marker)) == 4
+            again = http.post("/api/vitals", json={"agentId": "after-restart"})
+            assert again.status_code == 200
+            assert eventually(lambda: http.get("/api/agents/after-restart/vitals").status_code == 200, 15)
     except Exception:
         worker_log = (tmp_path / "data" / "worker.log")
         print("".join(seen), worker_log.read_text()[-3000:] if worker_log.exists() else "")

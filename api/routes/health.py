@@ -53,7 +53,7 @@ async def readyz(request: Request) -> Response:
         await store.rows("SELECT 1 AS one")
 
     async def sink_lag():
-        if sink is not None and not sink.alive():
+        if sink is not None and not sink.alive:
             raise RuntimeError("the embedded sink is not running")
         lag = await asyncio.to_thread(obs.sink_lag)
         if lag > max_lag:

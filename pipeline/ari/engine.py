@@ -14,13 +14,16 @@ import json
 from collections import Counter
 from statistics import median
 
+from ..bounds import LONG_MAX, clamp
 from . import rules as R
 
 METRICS = ("token_consumption", "hallucination_rate", "loop_frequency", "directive_conflicts")
 
 
 def new_state() -> dict:
-    return {"snapshots": 0, "last_vital_id": 0, "last_event_id": 0, "window": [], "recent": [],
+    # Which records a state already holds is the worker's business (by Kafka offset:
+    # pipeline/worker/offsets.py); the engine applies every record it is given.
+    return {"snapshots": 0, "window": [], "recent": [],
             "meta_types": {}, "conflict_events": [], "burnout_run": 0, "token_run": 0, "token_run_excess": 0.0,
             "token_run_peak": [0.0, 0.0, 0.0],
             "episodes": {}}
@@ -92,9 +95,6 @@ def conflict_pattern(events: list[list]) -> dict:
 
 def step_event(state: dict, event: dict) -> dict:
     """Remember the agent's directive_conflict events (details, scalar metadata) for protocol 2."""
-    if event["id"] <= state["last_event_id"]:
-        return state
-    state["last_event_id"] = event["id"]
     if event["event_type"] == "directive_conflict":
         meta = json.loads(event["metadata"] or "{}")
         scalars = {k: str(v) for k, v in meta.items() if isinstance(v, (str, int, float, bool))}
@@ -118,6 +118,8 @@ def _episode(state: dict, vital: dict, protocol: int, active: bool, make) -> dic
         before = {k: ep.get(k) for k in ("severity", "description", "details", "tokens_saved")}
         ep["calm"] = 0
         make(ep)
+        # a sum over an endless drift: kept within what its Avro long can carry (pipeline/bounds.py)
+        ep["tokens_saved"] = min(ep["tokens_saved"], float(LONG_MAX))
         state["episodes"][key] = ep
         if before == {k: ep.get(k) for k in before}:
             return None
@@ -134,7 +136,7 @@ def _episode(state: dict, vital: dict, protocol: int, active: bool, make) -> dic
 def _intervention(vital: dict, protocol: int, ep: dict, closed_at: int | None) -> dict:
     return {"tenant": vital["tenant"], "agent_id": vital["agent_id"], "intervention_id": ep["id"],
             "protocol": protocol, "severity": ep["severity"], "description": ep["description"],
-            "tokens_saved": int(round(ep["tokens_saved"])), "details": json.dumps(ep["details"], sort_keys=True),
+            "tokens_saved": clamp(int(round(ep["tokens_saved"]))), "details": json.dumps(ep["details"], sort_keys=True),
             "opened_at": ep["opened_at"], "closed_at": closed_at, "version": vital["id"]}
 
 
@@ -146,9 +148,6 @@ def _worse(a: str | None, b: str) -> str:
 
 def step_vital(state: dict, vital: dict) -> tuple[dict, list[dict], dict | None]:
     """Apply one vitals record: (new state, intervention versions, status record)."""
-    if vital["id"] <= state["last_vital_id"]:
-        return state, [], None  # already applied (redelivery after a restart)
-    state["last_vital_id"] = vital["id"]
     state["snapshots"] += 1
     row = [float(vital[m]) for m in METRICS]
     metadata = json.loads(vital["metadata"] or "{}")

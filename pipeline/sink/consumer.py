@@ -1,10 +1,17 @@
 """The ClickHouse sink: consume every record topic, insert in batches, then commit.
 
 A batch closes at `sink_batch_rows` rows or `sink_batch_ms` milliseconds. Its order of
-work is fixed: insert into ClickHouse (retrying with backoff until it succeeds or the
-sink stops), make sure its dead letters are on the DLQ topic, and only then commit
-the offsets. A crash at any point re-reads the uncommitted messages; the dedup token
-and the ReplacingMergeTree tables (keyed by record id) keep that from doubling rows.
+work is fixed: insert into ClickHouse, make sure its dead letters are on the DLQ topic
+(each acknowledged by Kafka; a failed one is produced again), and only then commit the
+offsets. Each step is retried with backoff (0.1 s doubling to 10 s) inside the loop. A
+sink that could not get a step through for `sink_give_up_s` (SOPHRA_SINK_GIVE_UP_S,
+300 s by default) gives up: it records why in `failed` and its thread ends, and a
+process running it exits non-zero (sophra/cli.py) rather than acknowledge writes that
+nothing lands. A commit refused because the group moved on (rebalance) is dropped: the
+rows are in ClickHouse and the records go to the sink that now holds the partition,
+which skips or collapses them (below). A crash at any point re-reads the uncommitted
+messages; the dedup token and the ReplacingMergeTree tables (keyed by record id) keep
+that from doubling rows.
 
 Application metrics and agent vitals are also summed by rollups that a re-read batch
 would count twice (a merge can't take a point back out of a sum). For their topics the
@@ -17,7 +24,7 @@ import logging
 import threading
 import time
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from sophra.settings import Settings
 
@@ -28,8 +35,18 @@ from .steps import Batch, DeadLetter, insert_batch, to_rows
 
 log = logging.getLogger("sophra.sink")
 
+# A commit refused for these means this sink no longer holds the partitions: not retried.
+_MOVED_ON = {KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID, KafkaError.REBALANCE_IN_PROGRESS,
+             KafkaError._ASSIGNMENT_LOST}
+
+
+class SinkStalled(RuntimeError):
+    """A step of the sink could not get through within its give-up time."""
+
 
 class Sink:
+    DLQ_DELIVERY_TIMEOUT_MS = 10_000  # one attempt at a dead letter; a failed one is produced again
+
     def __init__(self, settings: Settings, bootstrap: str):
         self.settings = settings
         self.bootstrap = bootstrap
@@ -48,6 +65,9 @@ class Sink:
         self._client = None
         self._consumer: Consumer | None = None
         self._dlq_producer = None
+        self._letters: list[dict] = []  # this batch's dead letters and their delivery state
+        self.failed: str | None = None  # why the sink gave up, once it did
+        self.letter_failures = 0  # dead-letter deliveries Kafka refused (each produced again)
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> "Sink":
@@ -63,6 +83,7 @@ class Sink:
                 return False
         return True
 
+    @property
     def alive(self) -> bool:
         return bool(self._thread and self._thread.is_alive())
 
@@ -75,7 +96,8 @@ class Sink:
         from confluent_kafka import Producer
 
         self._client = connect(self.settings.clickhouse_dsn, self.settings.clickhouse_database)
-        self._dlq_producer = Producer(producer_config(self.bootstrap))
+        self._dlq_producer = Producer(producer_config(self.bootstrap,
+                                                      **{"delivery.timeout.ms": self.DLQ_DELIVERY_TIMEOUT_MS}))
         self._consumer = Consumer({
             "bootstrap.servers": self.bootstrap,
             "group.id": self.settings.sink_group,
@@ -95,8 +117,14 @@ class Sink:
                 if self._batch.due(self.settings.sink_batch_rows, self.settings.sink_batch_ms):
                     self._flush()
             self._flush()
+        except Exception as exc:
+            self.failed = f"{type(exc).__name__}: {exc}"
+            log.critical("the ClickHouse sink gives up: %s", self.failed)
         finally:
-            self._consumer.close()
+            try:
+                self._consumer.close()
+            except Exception as exc:  # e.g. the broker is gone: nothing is committed on close anyway
+                log.warning("closing the sink's consumer: %s", exc)
             self._dlq_producer.flush(10)
 
     def _on_assign(self, consumer, partitions) -> None:
@@ -118,7 +146,7 @@ class Sink:
                 if self._stop.is_set():
                     raise
                 log.warning("reading landed offsets failed, retrying in %.1fs: %s", delay, exc)
-                time.sleep(delay)
+                time.sleep(min(delay, max(0.05, self.settings.sink_give_up_s - stalled)))
                 delay = min(delay * 2, 10)
         landed = {}
         for partition, offset in rows:
@@ -155,33 +183,63 @@ class Sink:
 
     def _dead_letter(self, msg, reason: str) -> None:
         log.warning("dead letter %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason)
-        self._dlq_producer.produce(
-            self.dlq_topic[msg.topic()], value=msg.value(), key=msg.key(),
-            headers=[("reason", reason.encode()), ("source", f"{msg.topic()}/{msg.partition()}/{msg.offset()}".encode())],
-        )
+        letter = {"topic": self.dlq_topic[msg.topic()], "key": msg.key(), "value": msg.value(), "state": "",
+                  "headers": [("reason", reason.encode()),
+                              ("source", f"{msg.topic()}/{msg.partition()}/{msg.offset()}".encode())]}
+        self._letters.append(letter)
+        self._produce_letter(letter)
         self.dead_letters += 1
+
+    def _produce_letter(self, letter: dict) -> None:
+        def done(err, _msg):
+            letter["state"] = f"failed: {err}" if err is not None else "delivered"
+            self.letter_failures += err is not None
+
+        letter["state"] = "pending"
+        self._dlq_producer.produce(letter["topic"], value=letter["value"], key=letter["key"],
+                                   headers=letter["headers"], on_delivery=done)
+
+    def _deliver_letters(self) -> None:
+        """Every dead letter of the batch acknowledged by Kafka, or raise (and be retried)."""
+        for letter in self._letters:
+            if letter["state"].startswith("failed"):
+                self._produce_letter(letter)
+        self._dlq_producer.flush(self.DLQ_DELIVERY_TIMEOUT_MS / 1000 + 1)
+        left = [letter["state"] for letter in self._letters if letter["state"] != "delivered"]
+        if left:
+            raise RuntimeError(f"{len(left)} dead letters not acknowledged by Kafka ({left[0]}); not committing")
+
+    def _commit(self, batch: Batch) -> None:
+        offsets = [TopicPartition(t, p, o) for (t, p), o in batch.commit_offsets().items()]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if not (isinstance(err, KafkaError) and err.code() in _MOVED_ON):
+                raise
+            log.warning("commit dropped, the partitions moved to another member: %s", err)
 
     def _flush(self) -> None:
         batch = self._batch
         if not batch.ranges:
             return
-        self._insert_with_retry(batch)
-        if self._dlq_producer.flush(30) > 0:
-            raise RuntimeError("dead letters not acknowledged by Kafka; not committing")
-        offsets = [TopicPartition(t, p, o) for (t, p), o in batch.commit_offsets().items()]
-        self._consumer.commit(offsets=offsets, asynchronous=False)
+        self._retry(f"insert of {batch.size} rows", lambda: insert_batch(self._client, batch))
+        self._retry("dead letters", self._deliver_letters)
+        self._retry("commit", lambda: self._commit(batch))
         self.inserted_rows += batch.size
-        self._batch = Batch()
+        self._batch, self._letters = Batch(), []
 
-    def _insert_with_retry(self, batch: Batch) -> None:
-        delay = 0.1
+    def _retry(self, what: str, step) -> None:
+        """Run `step` until it succeeds, with backoff; raise SinkStalled after the give-up time
+        (or, once the sink is stopping, after 5 s: a shutdown doesn't wait on a dead store)."""
+        delay, first = 0.1, time.monotonic()
         while True:
             try:
-                insert_batch(self._client, batch)
-                return
-            except Exception as exc:  # ClickHouse down or busy: keep the batch, try again
-                if self._stop.is_set() and delay > 5:
-                    raise
-                log.warning("insert of %d rows failed, retrying in %.1fs: %s", batch.size, delay, exc)
-                time.sleep(delay)
+                return step()
+            except Exception as exc:  # ClickHouse or Kafka down or busy: keep the batch, try again
+                stalled = time.monotonic() - first
+                if stalled >= self.settings.sink_give_up_s or (self._stop.is_set() and stalled > 5):
+                    raise SinkStalled(f"{what} failed for {stalled:.0f}s: {exc}") from exc
+                log.warning("%s failed, retrying in %.1fs: %s", what, delay, exc)
+                time.sleep(min(delay, max(0.05, self.settings.sink_give_up_s - stalled)))
                 delay = min(delay * 2, 10)

@@ -22,6 +22,7 @@ from schemas import codec
 from ..alerts.evaluate import new_state, observe, tick, vital_points
 from ..alerts.rulebook import RuleBook
 from ..topics import AGENT_VITALS, APP_ALERT_STATUS, APP_ALERTS, APP_METRICS, TopicSpec
+from .outlet import Outlet
 
 log = logging.getLogger("sophra.worker.alerts")
 
@@ -51,8 +52,8 @@ def changelogs(worker_id: str) -> list[TopicSpec]:
 
 
 def register(app: faust.App, settings, raw: dict, book: RuleBook) -> dict[str, faust.Table]:
-    transitions = app.topic(settings.topic(APP_ALERTS.name), **raw)
-    statuses = app.topic(settings.topic(APP_ALERT_STATUS.name), **raw)
+    outlets = {"alert_transition": Outlet(app, settings, APP_ALERTS, raw),
+               "alert_status": Outlet(app, settings, APP_ALERT_STATUS, raw)}
     lock = asyncio.Lock()
     scopes = {}  # scope -> (source topic name, partitions, table)
 
@@ -60,9 +61,7 @@ def register(app: faust.App, settings, raw: dict, book: RuleBook) -> dict[str, f
         last: dict[tuple, tuple[str, dict]] = {}
         for kind, record in outputs:  # every transition, but only each rule's last status
             last[(kind, record["rule_id"], record.get("id"))] = (kind, record)
-        pending = [await (transitions if kind == "alert_transition" else statuses).send(
-            key=record["rule_id"].encode(), value=codec.encode(kind, record), force=True)
-            for kind, record in last.values()]
+        pending = [await outlets[kind].send(record["rule_id"].encode(), kind, record) for kind, record in last.values()]
         if pending:
             await asyncio.gather(*pending)
 

@@ -8,14 +8,19 @@ produces interventions and status records. Per batch, the order of work is what 
 a crash safe: derive; produce the outputs and wait until Kafka has them; only then
 write the new state to the table (its changelog). A crash before the state write
 replays the batch and re-derives the same outputs (same ids, collapsed by ClickHouse);
-records already applied are skipped by id, so none changes the state twice.
+records already applied are skipped by their Kafka offset (offsets.py), so none changes
+the state twice and none is skipped for arriving out of id order. A derived record that
+can't be encoded, or a source record whose step raises, is dead-lettered with its
+reason (outlet.py) and the batch goes on.
 
 Batching: `take_events` hands over up to BATCH records at a time; within a batch only
 each agent's last status and each intervention's last version are produced, and each
 agent's state is written once.
 """
 import asyncio
+import json
 import logging
+from dataclasses import dataclass, field
 
 import faust
 
@@ -26,6 +31,8 @@ from ..alerts.rulebook import RuleBook
 from ..ari.engine import new_state, step_event, step_vital
 from ..topics import ALERT_RULES, AGENT_EVENTS, AGENT_VITALS, ARI_INTERVENTIONS, ARI_STATUS, WORKER_STATE_TABLE, ensure_topics
 from . import alerts, deployments, quota
+from .offsets import applied, mark
+from .outlet import Outlet
 
 log = logging.getLogger("sophra.worker")
 
@@ -47,8 +54,10 @@ def create_app(settings: Settings, bootstrap: str, rules: RuleBook) -> faust.App
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     source = app.topic(settings.topic(AGENT_VITALS.name), settings.topic(AGENT_EVENTS.name),
                        partitions=AGENT_VITALS.partitions, **raw)
-    interventions = app.topic(settings.topic(ARI_INTERVENTIONS.name), **raw)
-    statuses = app.topic(settings.topic(ARI_STATUS.name), **raw)
+    outlets = {"ari_intervention": Outlet(app, settings, ARI_INTERVENTIONS, raw),
+               "ari_status": Outlet(app, settings, ARI_STATUS, raw)}
+    sources = {settings.topic(AGENT_VITALS.name): Outlet(app, settings, AGENT_VITALS, raw),
+               settings.topic(AGENT_EVENTS.name): Outlet(app, settings, AGENT_EVENTS, raw)}
     # use_partitioner: a batch holds several agents, so the changelog partition must come
     # from the key (murmur2, like every producer here), not from the batch's last event.
     # key_type=bytes keeps keys raw (so they hash as the producers' do); values are JSON.
@@ -57,9 +66,14 @@ def create_app(settings: Settings, bootstrap: str, rules: RuleBook) -> faust.App
     @app.agent(source)
     async def ari(stream):
         async for batch in stream.take_events(BATCH, within=BATCH_WITHIN_S):
-            states, outputs = apply_batch(agents.get, ((e.key, e.value) for e in batch))
-            await _deliver(outputs, interventions, statuses)
-            for key, state in states.items():
+            step = apply_batch(agents.get, ((e.key, e.value, (e.message.topic, e.message.partition,
+                                                            e.message.offset)) for e in batch))
+            pending = [await outlets[kind].send(key, kind, record) for key, kind, record in step.outputs.values()]
+            pending += [await sources[topic].dead_letter(key, value, reason, f"{topic}/{partition}/{offset}")
+                        for key, value, (topic, partition, offset), reason in step.dead]
+            if pending:
+                await asyncio.gather(*pending)
+            for key, state in step.states.items():
                 agents[key] = state
 
     quota.register(app, settings)  # /v1 quota: usage sums per key and hour
@@ -68,39 +82,45 @@ def create_app(settings: Settings, bootstrap: str, rules: RuleBook) -> faust.App
     return app
 
 
-def apply_batch(lookup, records) -> tuple[dict, dict]:
-    """Run the engine over a batch of (key, value) records, starting from `lookup(key)`'s
-    state; returns (new state per key, last output per id). Also the plain-consumer
-    benchmark's work, so both measure the same thing."""
-    states: dict[bytes, dict] = {}
-    outputs: dict[tuple, tuple[bytes, str, dict]] = {}
-    for key, value in records:
+@dataclass
+class Step:
+    states: dict = field(default_factory=dict)    # key -> new state
+    outputs: dict = field(default_factory=dict)   # (what, id) -> (key, kind, record), the last of each
+    dead: list = field(default_factory=list)      # (key, value, source, reason) of records that raised
+
+
+def apply_batch(lookup, records) -> Step:
+    """Run the engine over a batch of (key, value, (topic, partition, offset)) records,
+    starting from `lookup(key)`'s state. Also the plain-consumer benchmark's work, so
+    both measure the same thing."""
+    step = Step()
+    for key, value, source in records:
+        before = step.states.get(key) or lookup(key)
+        if applied(before, *source):
+            continue  # applied before a restart
         try:
             kind, record = codec.decode(value)
         except codec.DecodeError as exc:  # the sink dead-letters it; ARI ignores it
             log.warning("skipping undecodable record: %s", exc)
             continue
-        state = states.get(key) or lookup(key) or new_state()
-        if kind == "agent_vital":
-            state, versions, status = step_vital(state, record)
-            for version in versions:
-                outputs[("iv", version["intervention_id"])] = (key, "ari_intervention", version)
-            if status:
-                outputs[("status", key)] = (key, "ari_status", status)
-        elif kind == "agent_event":
-            state = step_event(state, record)
-        states[key] = state
-    return states, outputs
-
-
-async def _deliver(outputs: dict, interventions, statuses) -> None:
-    pending = []
-    for key, kind, record in outputs.values():
-        topic = interventions if kind == "ari_intervention" else statuses
-        # force: send now rather than attach to the batch's last offset, and wait below
-        pending.append(await topic.send(key=key, value=codec.encode(kind, record), force=True))
-    if pending:
-        await asyncio.gather(*pending)
+        # the engine steps a copy: a record that raises half-way leaves the state as it was
+        state = json.loads(json.dumps(before)) if before else new_state()
+        try:
+            if kind == "agent_vital":
+                state, versions, status = step_vital(state, record)
+                found = [(("iv", v["intervention_id"]), (key, "ari_intervention", v)) for v in versions]
+                if status:
+                    found.append((("status", key), (key, "ari_status", status)))
+                step.outputs.update(found)
+            elif kind == "agent_event":
+                state = step_event(state, record)
+        except Exception as exc:  # a state no rule expected: this record can't be applied, the others can
+            log.exception("ARI step failed for %r", key)
+            step.dead.append((key, value, source, f"ARI step failed: {type(exc).__name__}: {exc}"))
+            state = json.loads(json.dumps(before)) if before else new_state()
+        mark(state, *source)
+        step.states[key] = state
+    return step
 
 
 def run(settings: Settings, bootstrap: str, loglevel: str = "warn") -> None:

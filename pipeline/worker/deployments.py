@@ -3,7 +3,9 @@
 and raise insights (pipeline/insights.py) from the same state.
 
 Like ARI, per batch: derive, produce the new revisions and wait for Kafka, then write the
-per-application state; metric batches already applied are skipped by id.
+per-application state; records already applied are skipped by their Kafka offset
+(offsets.py), and derived records go out through outlet.py (clamped, dead-lettered when
+they can't be encoded).
 
 Health checks never run inside the batch loop. When a deployment with a health check
 becomes due, `apply` records it under state["probing"]; after the batch's state is
@@ -25,6 +27,8 @@ from .. import deployments as D
 from .. import insights as I
 from ..outbound import Outbound, OutboundBlocked, OutboundFailed
 from ..topics import APP_DEPLOYMENTS, APP_INSIGHTS, APP_METRICS
+from .offsets import applied, mark
+from .outlet import Outlet
 
 log = logging.getLogger("sophra.worker.deployments")
 
@@ -77,10 +81,10 @@ class Probes:
 def register(app: faust.App, settings, raw: dict) -> faust.Table:
     source = app.topic(settings.topic(APP_METRICS.name), settings.topic(APP_DEPLOYMENTS.name),
                        partitions=APP_METRICS.partitions, **raw)
-    outlets = {"app_deployment": app.topic(settings.topic(APP_DEPLOYMENTS.name), **raw),
-               "app_insight": app.topic(settings.topic(APP_INSIGHTS.name), **raw)}
+    outlets = {"app_deployment": Outlet(app, settings, APP_DEPLOYMENTS, raw),
+               "app_insight": Outlet(app, settings, APP_INSIGHTS, raw)}
     apps = app.Table("app_state", partitions=APP_METRICS.partitions, key_type=bytes, use_partitioner=True)
-    probes = Probes(Outbound.from_settings(settings), outlets["app_deployment"])
+    probes = Probes(Outbound.from_settings(settings), outlets["app_deployment"].topic)
 
     @app.agent(source)
     async def watch_deployments(stream):
@@ -94,18 +98,22 @@ def register(app: faust.App, settings, raw: dict) -> faust.Table:
         states: dict[bytes, dict] = {}
         outputs: list[tuple[str, bytes, dict]] = []
         for event in batch:
+            source = event.message.topic, event.message.partition, event.message.offset
+            state = states.get(event.key) or apps.get(event.key)
+            if applied(state, *source):
+                continue  # applied before a restart
             try:
                 kind, record = codec.decode(event.value)
             except codec.DecodeError as exc:
                 log.warning("skipping undecodable record: %s", exc)
                 continue
-            state = states.get(event.key) or apps.get(event.key) or D.new_state()
+            state = state or D.new_state()
             outputs += apply(state, kind, record)
+            mark(state, *source)
             states[event.key] = state
             if kind == "app_deployment" and record["probed"]:
                 probes.seen(event.key, record["id"])
-        pending = [await outlets[kind].send(key=key, value=codec.encode(kind, rec), force=True)
-                   for kind, key, rec in outputs]
+        pending = [await outlets[kind].send(key, kind, rec) for kind, key, rec in outputs]
         if pending:
             await asyncio.gather(*pending)
         for key, state in states.items():
@@ -143,9 +151,6 @@ def apply(state: dict, kind: str, record: dict) -> list[tuple[str, bytes, dict]]
             state["open"][record["id"]] = started
             out.append(("app_deployment", key, started))
     elif kind == "app_metric_batch":
-        if record["id"] <= state["last_batch_id"]:
-            return out  # seen before a restart
-        state["last_batch_id"] = record["id"]
         D.add_points(state, record["points"])
         newest = D.newest(state)
         if newest is not None:
