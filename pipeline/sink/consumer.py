@@ -146,7 +146,7 @@ class Sink:
                 if self._stop.is_set():
                     raise
                 log.warning("reading landed offsets failed, retrying in %.1fs: %s", delay, exc)
-                time.sleep(min(delay, max(0.05, self.settings.sink_give_up_s - stalled)))
+                time.sleep(delay)
                 delay = min(delay * 2, 10)
         landed = {}
         for partition, offset in rows:
