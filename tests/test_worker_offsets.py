@@ -111,7 +111,7 @@ def test_worker_clamps_dead_letters_and_applies_each_offset_once(make_settings):
             for _, key, value in read_topic(bootstrap, s.topic(ARI_STATUS.name)):
                 got[key] = codec.decode(value)[1]["snapshots"]
             return got
-        assert eventually(lambda: statuses() == {b"t_ari/b": 11, b"t_ari/c": 11, b"t_ari/o": 2}, 60), statuses()
+        assert eventually(lambda: statuses() == {b"t_ari/b": 11, b"t_ari/c": 11, b"t_ari/o": 2}, 150), statuses()
         ivs = [codec.decode(v)[1] for _, _, v in read_topic(bootstrap, s.topic(ARI_INTERVENTIONS.name))]
         assert [(i["intervention_id"], i["tokens_saved"]) for i in ivs] == [("iv_c_p3", 2**63 - 1)]
         [(_, key, letter)] = read_topic(bootstrap, s.topic(dlq(ARI_INTERVENTIONS).name))
@@ -124,7 +124,7 @@ def test_worker_clamps_dead_letters_and_applies_each_offset_once(make_settings):
         admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(s.worker_id, back)])[s.worker_id].result(10)
         worker = _start_worker(s)
         send(vitals, b"t_ari/o", codec.encode("agent_vital", H.steady(51, "o")))
-        assert eventually(lambda: statuses() == {b"t_ari/b": 11, b"t_ari/c": 11, b"t_ari/o": 3}, 60), statuses()
+        assert eventually(lambda: statuses() == {b"t_ari/b": 11, b"t_ari/c": 11, b"t_ari/o": 3}, 150), statuses()
         assert len(read_topic(bootstrap, s.topic(ARI_INTERVENTIONS.name))) == 1
     finally:
         terminate(worker)
