@@ -263,7 +263,12 @@ def _settle(bootstrap: str, timeout: float = 300, quiet_s: float = 10) -> tuple[
         if ends != last:
             last, quiet_since = ends, time.monotonic()
         elif _lag(bootstrap, "sophra-sink", sink_topics) == 0 and time.monotonic() - quiet_since >= quiet_s:
-            return time.monotonic() - t0, _lag(bootstrap, "sophra-worker", worker_topics)
+            # Quiet output alone can be a worker still recovering its tables after the last
+            # restart: wait for it to have committed its input too, for as long again as
+            # it has been quiet (Faust commits lazily, so this is not required to reach 0).
+            uncommitted = _lag(bootstrap, "sophra-worker", worker_topics)
+            if uncommitted == 0 or time.monotonic() - quiet_since >= 6 * quiet_s:
+                return time.monotonic() - t0, uncommitted
         time.sleep(1)
     raise RuntimeError(f"the worker and the sink did not catch up within {timeout:.0f}s")
 
