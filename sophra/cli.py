@@ -13,9 +13,11 @@
 """
 import argparse
 import asyncio
+import hashlib
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 
@@ -91,7 +93,10 @@ def cmd_up(args) -> int:
             supervisor.run("broker", start_kafka, kafka.stop, lambda: kafka.process)
             bootstrap = kafka.bootstrap_servers
         ensure_topics(bootstrap, settings.topic_prefix)  # before the worker, whose tables check partitions
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "SOPHRA_DATA_DIR": str(settings.data_dir)}
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "SOPHRA_DATA_DIR": str(settings.data_dir),
+               # one worker, restarted in place: it rejoins its group as itself (no 60 s wait)
+               "SOPHRA_WORKER_INSTANCE_ID": settings.worker_instance_id or "up-" + hashlib.sha1(
+                   f"{socket.gethostname()}:{settings.data_dir.resolve()}".encode()).hexdigest()[:12]}
         for name in ("worker", "notifier"):
             supervisor.run(name, *_child(name, env, settings.data_dir / f"{name}.log", spawn, terminate))
 

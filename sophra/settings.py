@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     sink_group: str = _env("SOPHRA_SINK_GROUP", "Consumer group of the ClickHouse sink", "sophra-sink", field="sink_group")
     worker_id: str = _env("SOPHRA_WORKER_ID", "Faust application id (consumer group) of the worker", "sophra-worker",
                           field="worker_id")
+    worker_instance_id: str | None = _env(
+        "SOPHRA_WORKER_INSTANCE_ID", "Stable id of one worker replica (Kafka static membership): restarted "
+        "with the same id it takes its partitions back at once, instead of after the 60 s session timeout; "
+        "unique per replica; `sophra up` sets one for its worker", None, field="worker_instance_id")
     sink_batch_rows: int = _env("SOPHRA_SINK_BATCH_ROWS", "Rows per ClickHouse insert, at most", 10000,
                                 field="sink_batch_rows", gt=0)
     sink_batch_ms: int = _env("SOPHRA_SINK_BATCH_MS", "Longest time a row waits in the sink before its insert", 250,

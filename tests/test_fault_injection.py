@@ -28,6 +28,7 @@ def test_nothing_acknowledged_is_lost_or_doubled_when_every_part_is_killed(tmp_p
     assert r["rollups"]["equal"], r["rollups"]
     assert r["rollups"]["raw_vitals"] >= r["vitals"]["acknowledged"]  # the unanswered may have landed too
     assert r["ari"]["interventions"] > 0 and r["ari"]["stored"] == r["ari"]["interventions"]
+    assert r["worker_uncommitted_at_stop"] == 0, r["faults"]  # the worker caught up before the check
     assert (r["ari"]["mismatched"], r["ari"]["statuses_mismatched"]) == (0, 0), r["ari"]
     down = r["faults"]["broker"]["while_down"]
     assert down["answered_503"] > 0 and down["all_503_have_retry_after"], down

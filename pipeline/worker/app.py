@@ -50,6 +50,9 @@ def create_app(settings: Settings, bootstrap: str, rules: RuleBook) -> faust.App
         producer_acks=-1,
         web_enabled=False,
         table_cleanup_interval=60.0,
+        # static membership: a replica restarted after a crash rejoins as itself, so the group
+        # does not wait out the dead member's session (60 s without input) before resuming
+        consumer_group_instance_id=settings.worker_instance_id,
     )
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     source = app.topic(settings.topic(AGENT_VITALS.name), settings.topic(AGENT_EVENTS.name),
