@@ -48,7 +48,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from confluent_kafka import Consumer, TopicPartition  # noqa: E402
+from confluent_kafka import Consumer, KafkaException, TopicPartition  # noqa: E402
 
 from pipeline.topics import AGENT_EVENTS, AGENT_VITALS, APP_METRICS, RECORD_TOPICS  # noqa: E402
 
@@ -240,6 +240,34 @@ def _lag(bootstrap: str, group: str, topics: list[str]) -> int:
         c.close()
 
 
+def _committed_past(bootstrap: str, group: str, ends: dict, timeout: float = 180) -> float | None:
+    """Seconds until `group` has committed at least `ends` ({(topic, partition): offset})
+    on every partition: the restarted consumer processed all that was there before."""
+    t0 = time.monotonic()
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        while time.monotonic() - t0 < timeout:
+            try:
+                done = c.committed([TopicPartition(t, p) for t, p in ends], timeout=5)
+                if all(tp.offset >= ends[(tp.topic, tp.partition)] for tp in done):
+                    return time.monotonic() - t0
+            except Exception:  # noqa: BLE001 - the broker may be on its way back
+                pass
+            time.sleep(0.2)
+        return None
+    finally:
+        c.close()
+
+
+def _end_offsets(bootstrap: str, topics: list[str]) -> dict:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "fault-ends", "enable.auto.commit": False})
+    try:
+        return {(t, p): c.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
+                for t in topics for p in c.list_topics(t, timeout=10).topics[t].partitions}
+    finally:
+        c.close()
+
+
 def _ends(bootstrap: str, topics: list[str]) -> int:
     return sum(_end_offsets(bootstrap, topics).values())
 
@@ -285,6 +313,18 @@ def _outage(load: Load, t: float, until: float) -> dict:
             "statuses": dict(Counter(str(status) for _, status, _ in during))}
 
 
+def _watermarks(c: Consumer, tp: TopicPartition, timeout: float = 60) -> tuple[int, int]:
+    """A broker just started answers NOT_LEADER until its partitions have leaders again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return c.get_watermark_offsets(tp, timeout=10)
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def check(data: Path, load: Load) -> dict:
     """Exactly once, rollups, ARI: read from the stopped instance's own folder."""
     from deploy.local_kafka import LocalKafka
@@ -325,7 +365,7 @@ def check(data: Path, load: Load) -> dict:
         per_key: dict[bytes, list] = {}
         for topic in (AGENT_EVENTS.name, AGENT_VITALS.name):
             n = len(c.list_topics(topic, timeout=10).topics[topic].partitions)
-            marks = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in range(n)}
+            marks = {p: _watermarks(c, TopicPartition(topic, p)) for p in range(n)}
             c.assign([TopicPartition(topic, p, lo) for p, (lo, _) in marks.items()])
             left = sum(hi - lo for lo, hi in marks.values())
             got = []
@@ -469,9 +509,10 @@ def _run(args, data: Path, env: dict, marker: str, base: str, up: Up) -> int:
         deadline = time.monotonic() + 60
         while _marked(marker) and time.monotonic() < deadline:
             time.sleep(0.1)
+        gone = time.monotonic()
         again = up.start()
         caught_up = _committed_past(up.kafka, "sophra-worker", ends)
-        faults["api"] = {"up_again_after_s": round(again - t, 2),
+        faults["api"] = {"up_again_after_s": round(again - t, 2), "children_gone_after_s": round(gone - t, 2),
                          "writes_ok_after_s": round(load.first_ok_after(t) or -1, 2),
                          "worker_processing_again_after_s": round(again - t + caught_up, 2)
                          if caught_up is not None else None}

@@ -13,11 +13,9 @@
 """
 import argparse
 import asyncio
-import hashlib
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 
@@ -73,7 +71,7 @@ def cmd_up(args) -> int:
     from deploy.local_kafka import LocalKafka, fetch
     from pipeline.topics import ensure_topics
 
-    from .processes import Supervisor, spawn, terminate
+    from .processes import Supervisor, spawn, terminate, up_worker_instance_id
 
     t0 = time.monotonic()
     settings = _settings(args)
@@ -95,8 +93,7 @@ def cmd_up(args) -> int:
         ensure_topics(bootstrap, settings.topic_prefix)  # before the worker, whose tables check partitions
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "SOPHRA_DATA_DIR": str(settings.data_dir),
                # one worker, restarted in place: it rejoins its group as itself (no 60 s wait)
-               "SOPHRA_WORKER_INSTANCE_ID": settings.worker_instance_id or "up-" + hashlib.sha1(
-                   f"{socket.gethostname()}:{settings.data_dir.resolve()}".encode()).hexdigest()[:12]}
+               "SOPHRA_WORKER_INSTANCE_ID": settings.worker_instance_id or up_worker_instance_id(settings.data_dir)}
         for name in ("worker", "notifier"):
             supervisor.run(name, *_child(name, env, settings.data_dir / f"{name}.log", spawn, terminate))
 
@@ -124,7 +121,12 @@ def _child(name: str, env: dict, log_path, spawn, terminate):
 
     def start():
         with open(log_path, "ab") as out:
-            current["proc"] = spawn([sys.executable, "-m", "sophra", name], stdout=out, env=env)
+            # Orphaned by a crashed `sophra up`, a worker or notifier shutting down gracefully
+            # can spend minutes retrying a broker that died with it, and then meet the next
+            # `sophra up`'s broker on the same port. Both are safe under kill -9 (they
+            # re-derive and skip by offset), so that is how they go.
+            current["proc"] = spawn([sys.executable, "-m", "sophra", name], stdout=out, env=env,
+                                    death_signal=signal.SIGKILL)
 
     return start, lambda: terminate(current.get("proc")), lambda: current.get("proc")
 

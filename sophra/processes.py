@@ -8,34 +8,45 @@ ties the death signal to the *thread* that forked the child: spawn from a thread
 lives as long as the child (normally the main one).
 """
 import ctypes
+import hashlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent(parent_pid: int):
+def up_worker_instance_id(data_dir: Path) -> str:
+    """The static group member id of `sophra up`'s one worker: stable across its restarts,
+    distinct for another `sophra up` (host, data folder) sharing a Kafka cluster."""
+    return "up-" + hashlib.sha1(f"{socket.gethostname()}:{Path(data_dir).resolve()}".encode()).hexdigest()[:12]
+
+
+def _die_with_parent(parent_pid: int, sig: int = signal.SIGTERM):
     if not sys.platform.startswith("linux"):
         return None  # elsewhere the supervisor's own shutdown path still stops children
     libc = ctypes.CDLL(None, use_errno=True)
 
     def preexec() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
         if os.getppid() != parent_pid:  # the parent died before prctl took effect
             os._exit(1)
 
     return preexec
 
 
-def spawn(args: list[str], *, stdout=None, env: dict | None = None, cwd=None) -> subprocess.Popen:
-    """Start a child whose output goes to `stdout` (a file object; None = inherit)."""
+def spawn(args: list[str], *, stdout=None, env: dict | None = None, cwd=None,
+          death_signal: int = signal.SIGTERM) -> subprocess.Popen:
+    """Start a child whose output goes to `stdout` (a file object; None = inherit), sent
+    `death_signal` if this process dies without stopping it."""
     return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=stdout,
-                            stderr=subprocess.STDOUT if stdout is not None else None,
-                            env=env, cwd=cwd, start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
+                            stderr=subprocess.STDOUT if stdout is not None else None, env=env, cwd=cwd,
+                            start_new_session=True, preexec_fn=_die_with_parent(os.getpid(), death_signal))
 
 
 def terminate(proc: subprocess.Popen | None, timeout: float = 30) -> int | None:

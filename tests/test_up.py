@@ -10,6 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from confluent_kafka.admin import AdminClient
+
+from sophra.processes import up_worker_instance_id
 
 from .conftest import eventually, free_port
 
@@ -71,6 +74,15 @@ def test_up_serves_the_vitals_path_and_ctrl_c_stops_every_part(tmp_path):
             again = http.post("/api/vitals", json={"agentId": "after-restart"})
             assert again.status_code == 200
             assert eventually(lambda: http.get("/api/agents/after-restart/vitals").status_code == 200, 15)
+            # The new worker is in its group as the same static member (it did not wait out
+            # the dead one's session): the id sophra up derives from the host and data folder.
+            instance = up_worker_instance_id(tmp_path / "data")
+            admin = AdminClient({"bootstrap.servers": re.search(r"\(kafka (\S+),", line).group(1)})
+
+            def members():
+                group = admin.describe_consumer_groups(["sophra-worker"])["sophra-worker"].result(10)
+                return [m.group_instance_id for m in group.members]
+            assert eventually(lambda: members() == [instance], 30) == True
     except Exception:
         worker_log = (tmp_path / "data" / "worker.log")
         print("".join(seen), worker_log.read_text()[-3000:] if worker_log.exists() else "")
