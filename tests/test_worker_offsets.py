@@ -39,6 +39,20 @@ def test_records_out_of_id_order_are_all_applied_and_a_redelivered_offset_is_ski
     assert again.states[b"t_ari/a"]["snapshots"] == 3 and again.states[b"t_ari/a"]["offsets"] == {"agent.vitals/3": 9}
 
 
+def test_a_state_saved_before_offsets_skips_what_it_held_by_id_once():
+    # what the worker of issue 9 wrote: ids of the last vital and event applied, no offsets
+    old = step_vital(new_state(), H.steady(10, "a"))[0]
+    old.update(last_vital_id=H.steady(10, "a")["id"], last_event_id=500)
+    redelivered = [(b"t_ari/a", codec.encode("agent_vital", H.steady(i, "a")), (VITALS, 3, 40 + i)) for i in (9, 10)]
+    new = [(b"t_ari/a", codec.encode("agent_vital", H.steady(11, "a")), (VITALS, 3, 51))]
+    step = apply_batch({b"t_ari/a": old}.get, redelivered + new)
+    assert step.states[b"t_ari/a"]["snapshots"] == 2  # 10 (held) + 11; 9 and 10 were not applied again
+    assert step.states[b"t_ari/a"]["offsets"] == {"agent.vitals/3": 51}
+    # once the partition has a mark, offsets decide: an id below last_vital_id at a new offset is applied
+    late = [(b"t_ari/a", codec.encode("agent_vital", H.steady(5, "a")), (VITALS, 3, 52))]
+    assert apply_batch(step.states.get, late).states[b"t_ari/a"]["snapshots"] == 3
+
+
 def test_a_record_whose_step_raises_is_dead_lettered_and_its_state_kept():
     crafted = {**new_state(), "snapshots": 9, "window": [[2000.0, 0.0, 5.0, 0.0]] * 4,
                "episodes": {"2": {"id": "iv_x_p2", "opened_at": 1, "tokens_saved": 0, "severity": "catastrophic",
@@ -128,3 +142,20 @@ def test_worker_clamps_dead_letters_and_applies_each_offset_once(make_settings):
         assert len(read_topic(bootstrap, s.topic(ARI_INTERVENTIONS.name))) == 1
     finally:
         terminate(worker)
+
+
+def test_a_batch_that_fails_unexpectedly_stops_the_worker_before_faust_acks_it():
+    # Faust acks a take_events batch in its finally: the process must be gone before that.
+    code = ("import asyncio\n"
+            "from pipeline.worker.failstop import fail_stop\n"
+            "async def agent():\n"
+            "    try:\n"
+            "        with fail_stop('ARI'):\n"
+            "            raise RuntimeError('no rule expected this')\n"
+            "    finally:\n"
+            "        print('acked')\n"
+            "asyncio.run(agent())\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (run.returncode, run.stdout) == (70, "")
+    assert "ARI failed on a batch; exiting before it is acknowledged" in run.stderr
+    assert "RuntimeError: no rule expected this" in run.stderr

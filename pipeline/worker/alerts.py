@@ -22,6 +22,7 @@ from schemas import codec
 from ..alerts.evaluate import new_state, observe, tick, vital_points
 from ..alerts.rulebook import RuleBook
 from ..topics import AGENT_VITALS, APP_ALERT_STATUS, APP_ALERTS, APP_METRICS, TopicSpec
+from .failstop import fail_stop
 from .outlet import Outlet
 
 log = logging.getLogger("sophra.worker.alerts")
@@ -72,33 +73,37 @@ def register(app: faust.App, settings, raw: dict, book: RuleBook) -> dict[str, f
 
         async def evaluate(stream):
             async for batch in stream.take_events(BATCH, within=BATCH_WITHIN_S):
-                async with lock:
-                    wall, states, outputs = _now(), {}, []
-                    for event in batch:
-                        key = event.key
-                        state = states.get(key) or table.get(key)
-                        if state is not None and event.message.offset <= state["offset"]:
-                            continue  # applied before a restart
-                        try:
-                            got, record = codec.decode(event.value)
-                        except codec.DecodeError as exc:
-                            log.warning("skipping undecodable record: %s", exc)
-                            continue
-                        if got != kind:
-                            continue
-                        subject = record["application_id"] if scope == "application" else record["agent_id"]
-                        rules = book.for_subject(record["tenant"], scope, subject)
-                        if not rules and state is None:
-                            continue  # nothing watches it: keep no state
-                        state = state or new_state()
-                        state["offset"] = event.message.offset
-                        if scope == "agent":
-                            state["name"] = record["agent_name"] or state["name"]
-                        outputs += observe(state, list(rules), points_of(record), wall)
-                        states[key] = state
-                    await deliver(outputs)
-                    for key, state in states.items():
-                        table[key] = state
+                with fail_stop(f"{scope} alert evaluation"):
+                    await _evaluate(batch)
+
+        async def _evaluate(batch) -> None:
+            async with lock:
+                wall, states, outputs = _now(), {}, []
+                for event in batch:
+                    key = event.key
+                    state = states.get(key) or table.get(key)
+                    if state is not None and event.message.offset <= state["offset"]:
+                        continue  # applied before a restart
+                    try:
+                        got, record = codec.decode(event.value)
+                    except codec.DecodeError as exc:
+                        log.warning("skipping undecodable record: %s", exc)
+                        continue
+                    if got != kind:
+                        continue
+                    subject = record["application_id"] if scope == "application" else record["agent_id"]
+                    rules = book.for_subject(record["tenant"], scope, subject)
+                    if not rules and state is None:
+                        continue  # nothing watches it: keep no state
+                    state = state or new_state()
+                    state["offset"] = event.message.offset
+                    if scope == "agent":
+                        state["name"] = record["agent_name"] or state["name"]
+                    outputs += observe(state, list(rules), points_of(record), wall)
+                    states[key] = state
+                await deliver(outputs)
+                for key, state in states.items():
+                    table[key] = state
         evaluate.__name__ = f"evaluate_{scope}_alerts"
         app.agent(app.topic(topic_name, partitions=spec.partitions, **raw), name=evaluate.__name__)(evaluate)
         return table

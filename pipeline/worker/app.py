@@ -31,7 +31,8 @@ from ..alerts.rulebook import RuleBook
 from ..ari.engine import new_state, step_event, step_vital
 from ..topics import ALERT_RULES, AGENT_EVENTS, AGENT_VITALS, ARI_INTERVENTIONS, ARI_STATUS, WORKER_STATE_TABLE, ensure_topics
 from . import alerts, deployments, quota
-from .offsets import applied, mark
+from .failstop import fail_stop
+from .offsets import applied, applied_before_offsets, mark
 from .outlet import Outlet
 
 log = logging.getLogger("sophra.worker")
@@ -69,15 +70,16 @@ def create_app(settings: Settings, bootstrap: str, rules: RuleBook) -> faust.App
     @app.agent(source)
     async def ari(stream):
         async for batch in stream.take_events(BATCH, within=BATCH_WITHIN_S):
-            step = apply_batch(agents.get, ((e.key, e.value, (e.message.topic, e.message.partition,
-                                                            e.message.offset)) for e in batch))
-            pending = [await outlets[kind].send(key, kind, record) for key, kind, record in step.outputs.values()]
-            pending += [await sources[topic].dead_letter(key, value, reason, f"{topic}/{partition}/{offset}")
-                        for key, value, (topic, partition, offset), reason in step.dead]
-            if pending:
-                await asyncio.gather(*pending)
-            for key, state in step.states.items():
-                agents[key] = state
+            with fail_stop("ARI"):
+                step = apply_batch(agents.get, ((e.key, e.value, (e.message.topic, e.message.partition,
+                                                                e.message.offset)) for e in batch))
+                pending = [await outlets[kind].send(key, kind, record) for key, kind, record in step.outputs.values()]
+                pending += [await sources[topic].dead_letter(key, value, reason, f"{topic}/{partition}/{offset}")
+                            for key, value, (topic, partition, offset), reason in step.dead]
+                if pending:
+                    await asyncio.gather(*pending)
+                for key, state in step.states.items():
+                    agents[key] = state
 
     quota.register(app, settings)  # /v1 quota: usage sums per key and hour
     app.sophra_tables = {WORKER_STATE_TABLE: agents, "app_state": deployments.register(app, settings, raw),
@@ -106,6 +108,8 @@ def apply_batch(lookup, records) -> Step:
         except codec.DecodeError as exc:  # the sink dead-letters it; ARI ignores it
             log.warning("skipping undecodable record: %s", exc)
             continue
+        if applied_before_offsets(before, source[0], source[1], kind, record):
+            continue  # held by a state saved before offsets were kept (upgrade)
         # the engine steps a copy: a record that raises half-way leaves the state as it was
         state = json.loads(json.dumps(before)) if before else new_state()
         try:

@@ -27,6 +27,7 @@ from .. import deployments as D
 from .. import insights as I
 from ..outbound import Outbound, OutboundBlocked, OutboundFailed
 from ..topics import APP_DEPLOYMENTS, APP_INSIGHTS, APP_METRICS
+from .failstop import fail_stop
 from .offsets import applied, mark
 from .outlet import Outlet
 
@@ -90,7 +91,8 @@ def register(app: faust.App, settings, raw: dict) -> faust.Table:
     async def watch_deployments(stream):
         try:
             async for batch in stream.take_events(500, within=0.05):
-                await _step(batch)
+                with fail_stop("deployments and insights"):
+                    await _step(batch)
         finally:  # the worker stops: close the guard's session (made again if the agent restarts)
             await probes.outbound.close()
 

@@ -20,6 +20,7 @@ from schemas import codec
 
 from ..quota import WINDOW_MS, merge_report, total_record
 from ..topics import API_USAGE, QUOTA_USAGE
+from .failstop import fail_stop
 
 log = logging.getLogger("sophra.worker.quota")
 
@@ -39,23 +40,24 @@ def register(app: faust.App, settings) -> faust.Table:
     @app.agent(reports)
     async def sum_api_usage(stream):
         async for event in stream.events():
-            try:
-                kind, report = codec.decode(event.value)
-            except codec.DecodeError as exc:
-                log.warning("skipping undecodable usage report: %s", exc)
-                continue
-            if kind != "api_usage" or not report["api_node"]:
-                continue
-            hour = window.current(report["window_start"] / 1000)
-            counts = usage[report["key_id"]][hour]
-            merged = merge_report(counts, report)
-            if merged is not counts:
-                usage[report["key_id"]][hour] = merged
-            if report["window_start"] + WINDOW_MS <= time.time_ns() // 1_000_000:
-                continue  # a late report of an hour that is over: no api decides on it any more, and
-                # publishing it could make it the key's last record in the compacted topic
-            # force: send now instead of when the report's offset is committed
-            await sums.send(key=report["key_id"].encode(),
-                            value=codec.encode("api_usage", total_record(report, merged)), force=True)
+            with fail_stop("/v1 quota sums"):
+                try:
+                    kind, report = codec.decode(event.value)
+                except codec.DecodeError as exc:
+                    log.warning("skipping undecodable usage report: %s", exc)
+                    continue
+                if kind != "api_usage" or not report["api_node"]:
+                    continue
+                hour = window.current(report["window_start"] / 1000)
+                counts = usage[report["key_id"]][hour]
+                merged = merge_report(counts, report)
+                if merged is not counts:
+                    usage[report["key_id"]][hour] = merged
+                if report["window_start"] + WINDOW_MS <= time.time_ns() // 1_000_000:
+                    continue  # a late report of an hour that is over: no api decides on it any more, and
+                    # publishing it could make it the key's last record in the compacted topic
+                # force: send now instead of when the report's offset is committed
+                await sums.send(key=report["key_id"].encode(),
+                                value=codec.encode("api_usage", total_record(report, merged)), force=True)
 
     return usage.table
