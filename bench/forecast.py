@@ -1,7 +1,7 @@
 """Backtest the predictions' forecaster by rolling origin on NAB-format series, and time
 a real prediction request on the embedded default.
 
-Usage: python bench/forecast.py --data DIR [--stride-hours 6] [--latency] [--requests 50]
+Usage: python bench/forecast.py --data DIR [--stride-hours 24] [--horizons 1h,24h] [--latency] [--requests 50]
 
 DIR is laid out like NAB's data folder: <category>/<file>.csv with `timestamp,value`.
 For each horizon benchmarked (1h and 24h) every series is resampled to the rollup that
@@ -17,7 +17,8 @@ lookback before the current bucket) and predicts the buckets after the current o
 - Coverage: the share of actual bucket means inside the forecast's [lower, upper].
 - Cost: wall time of each forecaster call.
 - --latency: starts `sophra up` on a temp folder, writes 28 days of hourly response
-  times for an application (a daily pattern and noise), waits until the predictions read
+  times for an application (a daily pattern and noise, hourly, and every 5 minutes over the
+  last 4 days), waits until the predictions read
   all 672 buckets and times --requests GET .../predictions?horizon=24h (and 1h).
 """
 import argparse
@@ -137,12 +138,15 @@ def measure_latency(requests: int) -> None:
                 app = http.post("/v1/applications", json={"name": "bench"}).json()["id"]
                 now = int(time.time())
                 hour = now - now % 3600
-                points = [{"metric": "response_time", "timestamp": (hour - i * 3600 + 60) * 1000,
-                           "value": float(200 + 50 * math.sin(2 * math.pi * ((hour - i * 3600) % 86400) / 86400)
-                                          + rng.normal(0, 10))} for i in range(1, 28 * 24 + 1)]
+
+                def value(t: int) -> float:  # a daily pattern and noise
+                    return float(200 + 50 * math.sin(2 * math.pi * (t % 86400) / 86400) + rng.normal(0, 10))
+
+                points = [{"metric": "response_time", "timestamp": (t + 60) * 1000, "value": value(t)}
+                          for t in range(hour - 28 * 86400, hour, 3600)]
                 # and the last 4 days at 5 minutes, for the 1h horizon
-                points += [{"metric": "response_time", "timestamp": (hour - i * 300 + 30) * 1000,
-                            "value": float(200 + rng.normal(0, 10))} for i in range(1, 4 * 288 + 1)]
+                points += [{"metric": "response_time", "timestamp": (t + 30) * 1000, "value": value(t)}
+                           for t in range(hour - 4 * 86400, hour, 300) if t % 3600]
                 for i in range(0, len(points), 1000):
                     assert http.post(f"/v1/applications/{app}/metrics", json={"points": points[i:i + 1000]}).status_code == 202
                 deadline = time.monotonic() + 120
@@ -167,13 +171,14 @@ def measure_latency(requests: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--stride-hours", type=float, default=6.0)
+    ap.add_argument("--data", type=Path)
+    ap.add_argument("--stride-hours", type=float, default=24.0)
     ap.add_argument("--horizons", default=",".join(BENCH_HORIZONS))
     ap.add_argument("--latency", action="store_true", help="also time real requests on the embedded default")
     ap.add_argument("--requests", type=int, default=50)
     args = ap.parse_args()
-    run_backtests(args.data, args.stride_hours, args.horizons.split(","))
+    if args.horizons:  # --horizons "" for the latency alone
+        run_backtests(args.data, args.stride_hours, args.horizons.split(","))
     if args.latency:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         measure_latency(args.requests)

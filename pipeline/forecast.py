@@ -8,9 +8,9 @@ The rules (docs/predictions.md):
   seasonal profile: per-phase mean of the detrended series), and statsmodels' damped
   Holt exponential smoothing of the seasonally adjusted series (level and trend).
   Forecast = Holt's forecast + the seasonal profile at that phase.
-- Choice: each candidate is fitted on the series without its last `steps` values and
-  forecasts them; the lowest mean absolute error wins, seasonal naive on ties (the simpler
-  model). With a history too short for any decomposition the answer is seasonal naive;
+- Choice: each candidate forecasts the last BACKTEST_ORIGINS·steps values, `steps` at a
+  time from the values before them (Holt's parameters fitted once, on the whole series);
+  the lowest mean absolute error wins, seasonal naive on ties (the simpler model). With a history too short for any decomposition the answer is seasonal naive;
   with less than one season plus one value it is the last value repeated (`naive`).
 - Interval: the chosen model's in-sample errors at the same lead (every origin of the
   history, lead h forecast against the value h later), their (1 - LEVEL)/2 and
@@ -65,14 +65,18 @@ def _seasonal_median(y: np.ndarray, season: int, steps: int) -> tuple[np.ndarray
     return mean, [errors] * steps
 
 
-def _decomposition(y: np.ndarray, season: int, steps: int) -> tuple[np.ndarray, list[np.ndarray]] | None:
+def _decomposition(y: np.ndarray, season: int, steps: int, params: dict | None = None):
+    """(forecast, errors by lead, Holt's parameters); Holt's parameters are fitted
+    unless given (the backtest reuses those of the whole history: one optimisation per
+    request)."""
     n = len(y)
     seasonal = seasonal_decompose(y, period=season, extrapolate_trend="period").seasonal
     profile = seasonal[n - season:]  # phases of the last season; the profile is periodic
     adjusted = y - seasonal
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter on flat or tiny series
-        fit = Holt(adjusted, damped_trend=True, initialization_method="heuristic").fit()
+        model = Holt(adjusted, damped_trend=True, initialization_method="heuristic")
+        fit = model.fit() if params is None else model.fit(**params, optimized=False)
     phi = fit.params["damping_trend"]
     damp = np.cumsum(phi ** np.arange(1, steps + 1))  # phi + phi^2 + ... + phi^h
     mean = fit.level[-1] + damp * fit.trend[-1] + np.array([profile[(h - 1) % season] for h in range(1, steps + 1)])
@@ -80,18 +84,20 @@ def _decomposition(y: np.ndarray, season: int, steps: int) -> tuple[np.ndarray, 
     errors = [adjusted[h:] - (fit.level[:-h] + damp[h - 1] * fit.trend[:-h]) for h in range(1, steps + 1)]
     if not (np.all(np.isfinite(mean)) and all(np.all(np.isfinite(e)) for e in errors)):
         return None
-    return mean, errors
+    return mean, errors, {"smoothing_level": fit.params["smoothing_level"],
+                          "smoothing_trend": fit.params["smoothing_trend"], "damping_trend": phi}
 
 
-def _fit(method: tuple[str, int], y: np.ndarray, steps: int):
+def _fit(method: tuple[str, int], y: np.ndarray, steps: int, params: dict | None = None):
+    """(forecast, errors by lead, parameters or None), or None when it went non-finite."""
     kind, season = method
     if kind == "naive":
-        return _naive(y, steps)
+        return (*_naive(y, steps), None)
     if kind == "seasonal_naive":
-        return _seasonal_naive(y, season, steps)
+        return (*_seasonal_naive(y, season, steps), None)
     if kind == "seasonal_median":
-        return _seasonal_median(y, season, steps)
-    return _decomposition(y, season, steps)
+        return (*_seasonal_median(y, season, steps), None)
+    return _decomposition(y, season, steps, params)
 
 
 def candidates(n: int, seasons: tuple[int, ...], steps: int) -> list[tuple[str, int]]:
@@ -106,10 +112,11 @@ def candidates(n: int, seasons: tuple[int, ...], steps: int) -> list[tuple[str, 
     return out
 
 
-def choose(y: np.ndarray, seasons: tuple[int, ...], steps: int) -> tuple[str, int]:
-    """The candidate with the lowest backtest error: mean absolute error of its forecasts
-    of the last BACKTEST_ORIGINS·steps values, `steps` at a time from each origin."""
-    options = candidates(len(y), seasons, steps)
+def choose(y: np.ndarray, fits: dict, steps: int) -> tuple[str, int]:
+    """Of the candidates fitted on the whole of y (`fits`, in candidates' order), the one
+    with the lowest backtest error: mean absolute error of its forecasts of the last
+    BACKTEST_ORIGINS·steps values, `steps` at a time, each from the values before them."""
+    options = list(fits)
     if len(options) == 1:
         return options[0]
     best, best_mae = options[0], math.inf
@@ -117,7 +124,7 @@ def choose(y: np.ndarray, seasons: tuple[int, ...], steps: int) -> tuple[str, in
         errors = []
         for k in range(BACKTEST_ORIGINS, 0, -1):
             train, test = y[:len(y) - k * steps], y[len(y) - k * steps:len(y) - (k - 1) * steps]
-            fitted = _fit(option, train, steps)
+            fitted = _fit(option, train, steps, fits[option][2])
             if fitted is None:
                 break
             errors.append(np.abs(fitted[0] - test))
@@ -135,12 +142,9 @@ def forecast(y: np.ndarray, seasons: tuple[int, ...], steps: int) -> Forecast | 
         return None
     exp = math.frexp(float(np.max(np.abs(y))))[1]
     scaled = np.ldexp(y, -exp)  # now |y| < 1
-    method = choose(scaled, seasons, steps)
-    fitted = _fit(method, scaled, steps)
-    if fitted is None:  # a decomposition that went non-finite on the whole history
-        method = candidates(len(y), seasons, steps)[0]
-        fitted = _fit(method, scaled, steps)
-    mean, errors = fitted
+    fits = {c: f for c in candidates(len(y), seasons, steps) if (f := _fit(c, scaled, steps)) is not None}
+    method = choose(scaled, fits, steps)
+    mean, errors, _ = fits[method]
     q = [(1 - LEVEL) / 2, (1 + LEVEL) / 2]
     bands = np.array([np.quantile(e, q) for e in errors])
     lower = np.minimum(mean + bands[:, 0], mean)
