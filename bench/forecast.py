@@ -6,7 +6,7 @@ Usage: python bench/forecast.py --data DIR [--stride-hours 24] [--horizons 1h,24
 DIR is laid out like NAB's data folder: <category>/<file>.csv with `timestamp,value`.
 For each horizon benchmarked (1h and 24h) every series is resampled to the rollup that
 horizon reads (bucket means of 5 min and 1 h; empty buckets interpolated as the api
-does), and at origins every --stride-hours the forecaster (pipeline/predictions.py's
+does), and at origins every --stride-hours plus one bucket the forecaster (pipeline/predictions.py's
 forecast_after, the code the api runs) gets the history the api would read (the
 lookback before the current bucket) and predicts the buckets after the current one.
 
@@ -61,7 +61,7 @@ def backtest(y: np.ndarray, horizon: str, stride: int) -> dict | None:
     m = h.seasons[0]
     steps = P.HORIZON_S[horizon] // h.step_s
     scale = float(np.mean(np.abs(y[m:] - y[:-m])))
-    start = 2 * m + steps + 1  # from here on the forecaster may choose a model over seasonal naive
+    start = 2 * m + steps + 1  # before this the rules allow only seasonal naive
     err, naive_err, inside, cost, methods = [], [], 0, [], {}
     for c in range(start, len(y) - steps, stride):  # c: the current (still filling) bucket
         history = y[max(0, c - h.buckets):c]
@@ -88,7 +88,9 @@ def run_backtests(data: Path, stride_hours: float, horizons: list[str]) -> None:
     print(f"{len(files)} series in {data}")
     for horizon in horizons:
         h = P.HORIZONS[horizon]
-        stride = max(1, int(stride_hours * 3600 // h.step_s))
+        # one bucket more than the stride, so that the origins go round every phase of the
+        # day (and of an hour) instead of all forecasting from the same hour of the day
+        stride = max(1, int(stride_hours * 3600 // h.step_s)) + 1
         mase, naive_mase, skipped, cost, inside, n, methods = [], [], [], [], 0, 0, {}
         t0 = time.monotonic()
         for path in files:
