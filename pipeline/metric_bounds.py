@@ -2,8 +2,8 @@
 (api/routes/app_metrics.py) and the predictions' clamp (pipeline/predictions.py).
 
 Built-in metrics are bounded far beyond any real value (1e15 ms is 31,000 years; 1e15
-requests per minute), and low enough that a bucket's sum, a mean of sums and the
-squares of the predictions' residuals stay finite for any number of points. Custom
+requests per minute), and low enough that a bucket's sum and a mean of sums stay
+finite for any number of points. Custom
 metrics take any finite number; a stat that overflows the float range reads as null
 (api/series.py) and the predictions scale their arithmetic (docs/predictions.md).
 """

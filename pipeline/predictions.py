@@ -1,137 +1,105 @@
-"""Predictions (/v1/applications/{id}/predictions): a linear trend over recent buckets.
+"""Predictions (/v1/applications/{id}/predictions, /api/agents/{id}/predictions): the
+bucket means of a metric's recent history, forecast by pipeline/forecast.py.
 
-For a horizon H the recent history is read from the rollup of granularity G (the
-bucket means), over the LOOKBACK before the current bucket; a least-squares line
-through those means is extended over H, one prediction per bucket of G. Each
-prediction's `confidence` is the probability, under the fit's normal residuals, that
-the real bucket mean lands within TOLERANCE (10 %) of the predicted value; it falls as
-the prediction gets further from the data. Rules and numbers: docs/predictions.md.
+For a horizon H the history is read from the rollup of granularity G over the LOOKBACK
+before the current bucket (which is still filling); the buckets after the current one,
+up to H, are predicted, each with an interval [lower, upper] that holds the real bucket
+mean with probability `confidence` (forecast.LEVEL). Rules and measured figures:
+docs/predictions.md.
 """
 import math
 from dataclasses import dataclass
 
-from .metric_bounds import BUILTIN, CUSTOM, MAX_FINITE
+import numpy as np
+
+from . import forecast as F
+from .metric_bounds import BUILTIN, CUSTOM
 
 HOUR_S = 3600
+DAY_S = 24 * HOUR_S
 
 
 @dataclass(frozen=True)
 class Horizon:
     granularity: str  # rollup read, and spacing of the predictions
     step_s: int
-    lookback_s: int  # history fitted, ending at the start of the current bucket
+    lookback_s: int  # history read, ending at the start of the current bucket
+    seasons: tuple[int, ...]  # in buckets: the daily one first (weekly for 1d buckets), then longer ones
+
+    @property
+    def buckets(self) -> int:
+        return self.lookback_s // self.step_s
 
 
 HORIZONS = {
-    "1h": Horizon("5m", 300, 6 * HOUR_S),
-    "6h": Horizon("1h", HOUR_S, 48 * HOUR_S),
-    "24h": Horizon("1h", HOUR_S, 7 * 24 * HOUR_S),
-    "7d": Horizon("1d", 24 * HOUR_S, 28 * 24 * HOUR_S),
+    "1h": Horizon("5m", 300, 4 * DAY_S, (288,)),
+    "6h": Horizon("1h", HOUR_S, 28 * DAY_S, (24, 168)),
+    "24h": Horizon("1h", HOUR_S, 28 * DAY_S, (24, 168)),
+    "7d": Horizon("1d", DAY_S, 16 * 7 * DAY_S, (7,)),
 }
-HORIZON_S = {"1h": HOUR_S, "6h": 6 * HOUR_S, "24h": 24 * HOUR_S, "7d": 7 * 24 * HOUR_S}
-MIN_BUCKETS = 3  # a line and its residual spread need at least three points
-TOLERANCE = 0.10
+HORIZON_S = {"1h": HOUR_S, "6h": 6 * HOUR_S, "24h": DAY_S, "7d": 7 * DAY_S}
+MIN_BUCKETS = 3  # below this there is nothing to forecast from
 # Values a metric can take (pipeline/metric_bounds.py); a prediction is clamped into them.
 BOUNDS = BUILTIN
 
 
-_MAX = MAX_FINITE
+def usable_buckets(history: list[tuple[int, float | None]]) -> int:
+    """Buckets with a finite mean (a custom metric's mean can overflow to inf)."""
+    return sum(1 for _, v in history if v is not None and math.isfinite(v))
 
 
-@dataclass(frozen=True)
-class Fit:
-    """The line, computed on the values scaled by 2**-exp (exactly: a power of two) so
-    that no sum or square overflows whatever finite values come in."""
-    slope_s: float  # per second, scaled
-    intercept_s: float  # value at t_mean, scaled
-    t_mean: float
-    sxx: float
-    residual_sd_s: float
-    n: int
-    exp: int
-
-    @property
-    def slope(self) -> float:
-        return _unscale(self.slope_s, self.exp)
-
-    @property
-    def intercept(self) -> float:
-        return _unscale(self.intercept_s, self.exp)
-
-    @property
-    def residual_sd(self) -> float:
-        return _unscale(self.residual_sd_s, self.exp)
-
-    def at(self, t: float) -> float:
-        """The line's value at t, within the finite floats."""
-        return _unscale(self.intercept_s + self.slope_s * (t - self.t_mean), self.exp)
-
-    def prediction_sd_s(self, t: float) -> float:
-        return self.residual_sd_s * math.sqrt(1 + 1 / self.n + (t - self.t_mean) ** 2 / self.sxx)
-
-    def prediction_sd(self, t: float) -> float:
-        """Standard deviation of a new bucket mean at t (the OLS prediction interval)."""
-        return _unscale(self.prediction_sd_s(t), self.exp)
+def series(history: list[tuple[int, float]], first: int, last: int, step_s: int) -> np.ndarray:
+    """The finite bucket means of [first, last] as one value per bucket, from the first
+    bucket with data to the last; buckets without data in between are interpolated
+    linearly (missing data, not zeros)."""
+    points = [((t - first) // step_s, v) for t, v in history
+              if first <= t <= last and v is not None and math.isfinite(v)]
+    if not points:
+        return np.empty(0)
+    idx = np.array([i for i, _ in points])
+    values = np.array([v for _, v in points], dtype=float)
+    order = np.argsort(idx)
+    idx, values = idx[order], values[order]
+    return np.interp(np.arange(idx[0], idx[-1] + 1), idx, values)
 
 
-def _unscale(x: float, exp: int) -> float:
-    try:
-        return max(-_MAX, min(math.ldexp(x, exp), _MAX))
-    except OverflowError:
-        return _MAX if x > 0 else -_MAX
-
-
-def fit(points: list[tuple[int, float]]) -> Fit | None:
-    """Ordinary least squares of value on time over (epoch seconds, value) points;
-    None below MIN_BUCKETS finite points."""
-    points = [(t, y) for t, y in points if y is not None and math.isfinite(y)]
-    n = len(points)
-    if n < MIN_BUCKETS:
-        return None
-    exp = math.frexp(max(abs(y) for _, y in points))[1]
-    points = [(t, math.ldexp(y, -exp)) for t, y in points]  # now |y| < 1
-    t_mean = sum(t for t, _ in points) / n
-    y_mean = sum(y for _, y in points) / n
-    sxx = sum((t - t_mean) ** 2 for t, _ in points)
-    if sxx == 0:  # every point at one time: no line
-        return None
-    slope = sum((t - t_mean) * (y - y_mean) for t, y in points) / sxx
-    sse = sum((y - (y_mean + slope * (t - t_mean))) ** 2 for t, y in points)
-    return Fit(slope, y_mean, t_mean, sxx, math.sqrt(sse / (n - 2)), n, exp)
-
-
-def confidence(f: Fit, t: float, predicted: float) -> float:
-    """P(|actual - predicted| <= TOLERANCE * |predicted|) for a normal with the fit's
-    prediction spread; 1.0 for a perfect fit, 0.0 when the predicted value is 0 and the
-    data scatter."""
-    sd = f.prediction_sd_s(t)
-    band = math.ldexp(TOLERANCE * abs(predicted), -f.exp)
-    if sd == 0:
-        return 1.0
-    return math.erf(band / (sd * math.sqrt(2)))
-
-
-def predict(metric: str, horizon: str, history: list[tuple[int, float]], now_s: int) -> list[dict]:
-    """Predictions for the buckets after the current one, `horizon` ahead; empty when the
-    history has fewer than MIN_BUCKETS buckets with data. Every value is finite."""
+def forecast_after(y: np.ndarray, trailing_gap: int, horizon: str) -> F.Forecast | None:
+    """The forecast of the buckets after the current one, up to the horizon, from y whose
+    last value is `trailing_gap` buckets before the one before the current bucket."""
     h = HORIZONS[horizon]
-    f = fit(history)
+    steps = HORIZON_S[horizon] // h.step_s
+    f = F.forecast(y, h.seasons, trailing_gap + 1 + steps)
     if f is None:
-        return []
+        return None
+    return F.Forecast(f.mean[-steps:], f.lower[-steps:], f.upper[-steps:], f.method)
+
+
+def predict(metric: str, horizon: str, history: list[tuple[int, float]], now_s: int) -> tuple[list[dict], str]:
+    """(predictions, method) for the buckets after the current one, `horizon` ahead;
+    empty when the history has fewer than MIN_BUCKETS buckets with data (method
+    "none"). Every value is finite and within the metric's bounds."""
+    h = HORIZONS[horizon]
+    first, last = history_range(horizon, now_s)
+    usable = [(t, v) for t, v in history if first <= t <= last and v is not None and math.isfinite(v)]
+    if len(usable) < MIN_BUCKETS:
+        return [], "none"
+    y = series(usable, first, last, h.step_s)
+    gap = (last - max(t for t, _ in usable)) // h.step_s
+    f = forecast_after(y, gap, horizon)
     lo, hi = BOUNDS.get(metric, CUSTOM)
     current = now_s - now_s % h.step_s
-    out = []
-    for i in range(1, HORIZON_S[horizon] // h.step_s + 1):
-        t = current + i * h.step_s
-        value = min(max(f.at(t), lo), hi)
-        out.append({"timestamp": t, "predicted_value": round(value, 6),
-                    "confidence": round(confidence(f, t, value), 4)})
-    return out
+
+    def clamp(x: float) -> float:
+        return round(min(max(float(x), lo), hi), 6)
+
+    return [{"timestamp": current + (i + 1) * h.step_s, "predicted_value": clamp(f.mean[i]),
+             "confidence": F.LEVEL, "lower": clamp(f.lower[i]), "upper": clamp(f.upper[i])}
+            for i in range(len(f.mean))], f.method
 
 
 def history_range(horizon: str, now_s: int) -> tuple[int, int]:
-    """[first, last] bucket starts (epoch seconds) whose means are fitted: the LOOKBACK
-    before the current, still filling, bucket."""
+    """[first, last] bucket starts (epoch seconds) read: the LOOKBACK before the current,
+    still filling, bucket."""
     h = HORIZONS[horizon]
     current = now_s - now_s % h.step_s
     return current - h.lookback_s, current - h.step_s

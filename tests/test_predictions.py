@@ -1,64 +1,141 @@
-"""Predictions: the trend and confidence rules on made-up histories with known answers,
-and the route on the real broker and engine."""
+"""Predictions: the forecaster's rules on made-up histories with known answers, and the
+routes (/v1 applications, /api agents) on the real broker and engine."""
 import math
 import time
 
+import numpy as np
 import pytest
 
+from pipeline import forecast as F
 from pipeline import predictions as P
 
 from .conftest import clear_of_the_hour_end, eventually
 
 H = 3600
+DAY = 24 * H
+NOW = 1_795_464_000 + 1234  # 2026-11-23T20:20:34Z
+HOUR = NOW - NOW % H
 
 
-def test_least_squares_line_and_its_prediction_interval():
-    # y = 10, 30, 20 at hours 0..2: slope 5/h through (1 h, 20); residuals -5, 10, -5
-    f = P.fit([(0, 10.0), (H, 30.0), (2 * H, 20.0)])
-    assert (f.slope * H, f.intercept, f.t_mean, f.n) == (5.0, 20.0, H, 3)
-    assert f.residual_sd == pytest.approx(150 ** 0.5, rel=1e-12)  # sqrt(SSE / (n - 2))
-    assert f.at(3 * H) == 30.0
-    # sd * sqrt(1 + 1/3 + (2 h)^2 / (2 h^2)) = sqrt(150) * sqrt(10/3) = sqrt(500)
-    assert f.prediction_sd(3 * H) == pytest.approx(500 ** 0.5, rel=1e-12)
-    assert P.fit([(0, 1.0), (H, 2.0)]) is None  # two points: no spread to judge a line by
+def pattern(t: int) -> float:
+    """A daily shape: 320 at midnight, down to 200 at noon, back up (integers: exact)."""
+    return 200.0 + 10 * abs(12 - t % DAY // H)
 
 
-def test_six_hour_horizon_extends_the_trend_hourly_with_falling_confidence():
-    now = 2 * H + 1800  # half way through the bucket of hour 2
-    out = P.predict("response_time", "6h", [(0, 10.0), (H, 30.0), (2 * H, 20.0)], now)
-    assert out == [{"timestamp": 3 * H, "predicted_value": 30.0, "confidence": 0.1067},
-                   {"timestamp": 4 * H, "predicted_value": 35.0, "confidence": 0.0942},
-                   {"timestamp": 5 * H, "predicted_value": 40.0, "confidence": 0.0851},
-                   {"timestamp": 6 * H, "predicted_value": 45.0, "confidence": 0.0787},
-                   {"timestamp": 7 * H, "predicted_value": 50.0, "confidence": 0.074},
-                   {"timestamp": 8 * H, "predicted_value": 55.0, "confidence": 0.0704}]
+def test_a_pure_daily_pattern_is_forecast_exactly_with_an_interval_that_holds_it():
+    first, last = P.history_range("24h", NOW)
+    history = [(t, pattern(t)) for t in range(first, last + 1, H)]
+    out, method = P.predict("response_time", "24h", history, NOW)
+    # every candidate is exact on a noiseless pattern: the tie goes to seasonal naive
+    assert method == "seasonal_naive"
+    assert [p["timestamp"] for p in out] == [HOUR + i * H for i in range(1, 25)]
+    for p in out:
+        # exactly the pattern, in an interval of no width that holds it
+        assert (p["predicted_value"], p["lower"], p["upper"], p["confidence"]) == (pattern(p["timestamp"]),) * 3 + (0.8,)
 
 
-def test_a_perfect_trend_is_certain_and_bounded_metrics_are_clamped():
-    rising = [(i * 300, 0.5 + 0.2 * i) for i in range(3)]  # +0.2 per 5 min: above 1 at once
-    out = P.predict("error_rate", "1h", rising, 900 + 10)
-    assert len(out) == 12 and out[0]["timestamp"] == 1200 and out[-1]["timestamp"] == 900 + 12 * 300
-    assert {(p["predicted_value"], p["confidence"]) for p in out} == {(1.0, 1.0)}
-    falling = [(i * H, 300.0 - 100 * i) for i in range(3)]
-    assert [p["predicted_value"] for p in P.predict("response_time", "6h", falling, 2 * H)][:3] == [0.0, 0.0, 0.0]
-    # a custom metric has no bounds
-    assert [p["predicted_value"] for p in P.predict("balance", "6h", falling, 2 * H)][:3] == [0.0, -100.0, -200.0]
+def noisy_daily(n: int, seed: int = 3) -> np.ndarray:
+    t = np.arange(n)
+    return 100 + 20 * np.sin(2 * np.pi * t / 24) + np.random.default_rng(seed).normal(0, 5, n)
+
+
+def test_a_noisy_daily_pattern_is_forecast_better_than_copying_yesterday():
+    y = noisy_daily(28 * 24 + 24)
+    history, future = y[:-24], y[-24:]
+    f = F.forecast(history, (24, 168), 24)
+    truth = 100 + 20 * np.sin(2 * np.pi * np.arange(28 * 24, 29 * 24) / 24)
+    naive = history[-24:]
+    assert f.method == "decomposition(24)"
+    # a seasonal profile averaged over 4 weeks is much nearer the pattern than yesterday's noisy value
+    assert round(float(np.mean(np.abs(f.mean - truth))), 3) == 0.763
+    assert round(float(np.mean(np.abs(naive - truth))), 3) == 4.061
+    assert int(np.sum((f.lower <= future) & (future <= f.upper))) == 17  # of 24, for an 80 % interval
+
+
+def test_the_backtest_picks_the_decomposition_when_the_level_moves():
+    # a daily pattern on a steady rise: medians and yesterday's values lag behind it
+    t = np.arange(28 * 24)
+    y = 100 + 0.5 * t + 20 * np.sin(2 * np.pi * t / 24)
+    f = F.forecast(y, (24, 168), 25)
+    ahead = 100 + 0.5 * np.arange(28 * 24, 28 * 24 + 25) + 20 * np.sin(2 * np.pi * np.arange(28 * 24, 28 * 24 + 25) / 24)
+    assert f.method == "decomposition(24)"
+    # the damped trend falls behind by 1.5 at 25 hours ahead; seasonal naive is 12 behind
+    assert round(float(np.max(np.abs(f.mean - ahead))), 2) == 1.5
+    assert round(float(np.max(np.abs(y[-24:] - ahead[:24]))), 9) == 12.0
+
+
+def test_a_short_history_falls_back_to_seasonal_naive():
+    # 1h horizon on 5-minute buckets: a day is 288 buckets; 300 < 2 days + 13 is too few to fit
+    first, last = P.history_range("1h", NOW)
+    start = last - 299 * 300
+    history = [(t, float((t - start) // 300)) for t in range(start, last + 1, 300)]  # 0, 1, ..., 299
+    assert F.candidates(300, (288,), 13) == [("seasonal_naive", 288)]
+    out, method = P.predict("response_time", "1h", history, NOW)
+    assert method == "seasonal_naive"
+    # the bucket a day before each predicted one (index 300 + 1 + i - 288), and every
+    # in-sample seasonal difference is exactly 288, so the interval is [v + 288, v + 288]
+    current = NOW - NOW % 300
+    assert [(p["timestamp"], p["predicted_value"], p["lower"], p["upper"]) for p in out] == [
+        (current + i * 300, float(12 + i), float(12 + i), float(12 + i + 288)) for i in range(1, 13)]
+
+
+def test_less_than_a_day_repeats_the_last_value_with_the_spread_of_its_changes():
+    now = 2 * H + 1800  # half way through the bucket of hour 2; 6h history starts 48 h before
+    history = [(-3 * H, 1.0), (-2 * H, 2.0), (-H, 3.0), (0, 4.0), (H, 5.0)]
+    out, method = P.predict("response_time", "6h", history, now)
+    assert method == "naive"
+    # lead 2 (the bucket after the current one) moved +2 in the history, lead 3 +3, then +4
+    assert [(p["timestamp"], p["predicted_value"], p["lower"], p["upper"]) for p in out] == [
+        (3 * H, 5.0, 5.0, 7.0), (4 * H, 5.0, 5.0, 8.0), (5 * H, 5.0, 5.0, 9.0),
+        (6 * H, 5.0, 5.0, 9.0), (7 * H, 5.0, 5.0, 9.0), (8 * H, 5.0, 5.0, 9.0)]
+    assert P.predict("response_time", "6h", history[:2], now) == ([], "none")  # two buckets: nothing
+
+
+def test_gaps_are_interpolated_and_bounded_metrics_are_clamped():
+    assert list(P.series([(0, 1.0), (3 * H, 4.0), (4 * H, math.inf)], 0, 5 * H, H)) == [1.0, 2.0, 3.0, 4.0]
+    rising = [(i * 300, 0.5 + 0.2 * i) for i in range(3)]  # error rate +0.2 per 5 min
+    out, _ = P.predict("error_rate", "1h", rising, 900 + 10)
+    assert len(out) == 12 and out[0]["timestamp"] == 1200
+    assert {(p["predicted_value"], p["lower"], p["upper"]) for p in out} == {(0.9, 0.9, 1.0)}
 
 
 def test_history_ranges_end_before_the_current_bucket():
-    now = 1_795_464_000 + 1234  # 2026-11-23T20:20:34Z
-    assert P.history_range("1h", now) == (now - 1234 + 1200 - 6 * H, now - 1234 + 900)
-    assert P.history_range("24h", now) == (now - 1234 - 7 * 24 * H, now - 1234 - H)
-    day = now - now % 86400
-    assert P.history_range("7d", now) == (day - 28 * 86400, day - 86400)
+    assert P.history_range("1h", NOW) == (NOW - 1234 + 1200 - 4 * DAY, NOW - 1234 + 900)
+    assert P.history_range("24h", NOW) == (HOUR - 28 * DAY, HOUR - H)
+    day = NOW - NOW % DAY
+    assert P.history_range("7d", NOW) == (day - 112 * DAY, day - DAY)
+
+
+@pytest.mark.parametrize("values", [
+    [1e200, -1e200, 1e200],
+    [1.7976931348623157e308, -1.7976931348623157e308, 1.7976931348623157e308],
+    [1.7e308, 1.7e308, -1.7e308, 5e-324],
+    [0.0, 0.0, 0.0],
+])
+def test_extreme_histories_give_finite_predictions(values):
+    history = [(i * H, v) for i, v in enumerate(values)]
+    out, _ = P.predict("balance", "24h", history, len(values) * H)
+    assert len(out) == 24
+    for p in out:
+        assert all(math.isfinite(p[k]) for k in ("predicted_value", "lower", "upper"))
+        assert p["lower"] <= p["predicted_value"] <= p["upper"]
+    assert all(p["lower"] >= 0 for p in P.predict("response_time", "24h", history, len(values) * H)[0])
+
+
+def test_the_forecast_is_exact_under_its_scaling():
+    y = noisy_daily(28 * 24)
+    a, b = F.forecast(y, (24, 168), 25), F.forecast(y * 2.0**600, (24, 168), 25)
+    assert a.method == b.method
+    assert list(a.mean * 2.0**600) == list(b.mean) and list(a.upper * 2.0**600) == list(b.upper)
 
 
 @pytest.mark.integration
-def test_predictions_route_fits_the_rollup_means(running_api):
+def test_predictions_route_forecasts_the_rollup_means(running_api):
     api = running_api()
     clear_of_the_hour_end(30)  # the expected buckets are counted from the current hour
     now = int(time.time())
     hour = now - now % H
+    iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
     with api.client() as http:
         app_id = http.post("/v1/applications", json={"name": "shop"}).json()["id"]
         # hourly means 100, 110, ..., 150 over the 6 hours before the current one (two points each)
@@ -69,16 +146,17 @@ def test_predictions_route_fits_the_rollup_means(running_api):
                                                   params={"metric": "response_time", "horizon": "6h"}).json())
                           ["basis"]["buckets"] == 6 and b)
         assert body["metric"] == "response_time" and body["horizon"] == "6h"
-        assert body["basis"] == {"granularity": "1h", "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(hour - 48 * H)),
-                                 "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(hour - H)), "buckets": 6,
-                                 "method": "linear least squares over bucket means"}
-        assert [(p["timestamp"], p["predicted_value"], p["confidence"]) for p in body["predictions"]] == [
-            (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(hour + i * H)), 160.0 + 10 * i, 1.0) for i in range(1, 7)]
+        assert body["basis"] == {"granularity": "1h", "start": iso(hour - 28 * DAY), "end": iso(hour - H),
+                                 "buckets": 6, "method": "naive"}
+        # less than a day of history: the last mean, with the spread of its changes 2..6 hours on
+        assert body["predictions"] == [
+            {"timestamp": iso(hour + i * H), "predicted_value": 150.0, "confidence": 0.8, "lower": 150.0,
+             "upper": 150.0 + 10 * min(i + 1, 5)} for i in range(1, 7)]
         default = http.get(f"/v1/applications/{app_id}/predictions").json()  # response_time over 24h
         assert (default["horizon"], len(default["predictions"]), default["predictions"][0]["predicted_value"]) == (
-            "24h", 24, 170.0)
+            "24h", 24, 150.0)
         empty = http.get(f"/v1/applications/{app_id}/predictions", params={"metric": "error_rate"}).json()
-        assert (empty["predictions"], empty["basis"]["buckets"]) == ([], 0)
+        assert (empty["predictions"], empty["basis"]["buckets"], empty["basis"]["method"]) == ([], 0, "none")
         bad = http.get(f"/v1/applications/{app_id}/predictions", params={"horizon": "2h"})
         assert (bad.status_code, bad.json()["field"], bad.json()["message"]) == (400, "horizon",
                                                                                   "horizon: must be 1h, 6h, 24h or 7d")
@@ -87,25 +165,36 @@ def test_predictions_route_fits_the_rollup_means(running_api):
         assert other.get(f"/v1/applications/{app_id}/predictions").status_code == 404
 
 
-@pytest.mark.parametrize("values", [
-    [1e200, -1e200, 1e200],  # residual squares of 1e200 overflowed before
-    [1.7976931348623157e308, -1.7976931348623157e308, 1.7976931348623157e308],
-    [1.7e308, 1.7e308, -1.7e308, 5e-324],
-    [0.0, 0.0, 0.0],
-])
-def test_extreme_histories_give_finite_predictions(values):
-    history = [(i * H, v) for i, v in enumerate(values)]
-    out = P.predict("balance", "24h", history, len(values) * H)
-    assert len(out) == 24
-    for p in out:
-        assert math.isfinite(p["predicted_value"]) and 0.0 <= p["confidence"] <= 1.0
-    assert all(p["predicted_value"] >= 0 for p in P.predict("response_time", "24h", history, len(values) * H))
-
-
-def test_the_fit_is_exact_under_its_scaling_and_skips_non_finite_points():
-    # values scaled by a power of two give the very same line, bit for bit
-    f = P.fit([(0, 10.0 * 2**600), (H, 30.0 * 2**600), (2 * H, 20.0 * 2**600)])
-    assert (f.slope * H, f.intercept) == (5.0 * 2**600, 20.0 * 2**600)
-    assert P.fit([(0, 1.0), (H, math.inf), (2 * H, math.nan), (3 * H, 2.0)]) is None  # two finite points left
-    g = P.fit([(0, 1.0), (H, math.inf), (2 * H, 3.0), (3 * H, 5.0)])
-    assert g.n == 3 and g.slope * H == pytest.approx(9 / 7, rel=1e-15)  # the line through (0, 1), (2, 3), (3, 5)
+@pytest.mark.integration
+def test_agent_predictions_forecast_the_vitals_rollups(running_api):
+    from .test_agent_metrics import account, produce_vitals, vital
+    api = running_api()
+    clear_of_the_hour_end(30)
+    now = int(time.time())
+    hour = now - now % H
+    iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
+    key, tenant = account(api)
+    # two days and one hour of hourly reports before the current hour: tokens follow the
+    # hour of the day (1000 + 10 * hour), so yesterday's same hour is exact
+    starts = [hour - i * H for i in range(49, 0, -1)]
+    produce_vitals(api.settings, [vital(tenant, "agent-p", t * 1000 + 60_000, tokens=1000 + 10 * (t % DAY // H))
+                                  for t in starts])
+    with api.client(key) as http:
+        body = eventually(lambda: (b := http.get("/api/agents/agent-p/predictions",
+                                                  params={"metric": "tokenConsumption", "horizon": "6h"}).json())
+                          .get("basis", {}).get("buckets") == 49 and b, timeout=30)
+        assert body["agent_id"] == "agent-p" and (body["metric"], body["horizon"]) == ("tokenConsumption", "6h")
+        assert body["basis"] == {"granularity": "1h", "start": iso(hour - 28 * DAY), "end": iso(hour - H),
+                                 "buckets": 49, "method": "seasonal_naive"}
+        assert body["predictions"] == [
+            {"timestamp": iso(hour + i * H), "predicted_value": float(1000 + 10 * ((hour + i * H) % DAY // H)),
+             "confidence": 0.8, "lower": float(1000 + 10 * ((hour + i * H) % DAY // H)),
+             "upper": float(1000 + 10 * ((hour + i * H) % DAY // H))} for i in range(1, 7)]
+        bad = http.get("/api/agents/agent-p/predictions", params={"horizon": "2d"})
+        assert (bad.status_code, bad.json()["field"]) == (400, "horizon")
+        bad = http.get("/api/agents/agent-p/predictions", params={"metric": "no spaces"})
+        assert (bad.status_code, bad.json()["field"]) == (400, "metric")
+        assert http.get("/api/agents/nobody/predictions").status_code == 404
+    with api.client(api.new_key()) as other:
+        res = other.get("/api/agents/agent-p/predictions")
+        assert (res.status_code, res.json()["error"]) == (404, "Agent not found")

@@ -13,8 +13,6 @@ const METRICS = [
   ['throughput', 'Throughput (requests/min)', (v) => num(v, 1)],
 ];
 const STATS = ['mean', 'p50', 'p95', 'p99', 'min', 'max', 'sum', 'count'];
-// Within ±10 % of the predicted value is what each prediction's confidence is about.
-const BAND = 0.10;
 
 export async function applicationPage(main, appId) {
   const path = `/v1/applications/${encodeURIComponent(appId)}`;
@@ -78,7 +76,8 @@ export async function applicationPage(main, appId) {
         const p = forecasts[i] && forecasts[i].predictions;
         const forecast = p && p.length && stat === 'mean' ? {
           x: p.map((f) => Date.parse(f.timestamp) / 1000), y: p.map((f) => f.predicted_value),
-          hi: p.map((f) => f.predicted_value * (1 + BAND)), lo: p.map((f) => f.predicted_value * (1 - BAND)),
+          // each prediction's interval [lower, upper] holds the bucket mean with probability `confidence`
+          hi: p.map((f) => f.upper), lo: p.map((f) => f.lower),
         } : null;
         const xRange = [span.start / 1000, Math.max(span.end / 1000, forecast ? forecast.x[forecast.x.length - 1] : 0)];
         charts.push(lineChart(card.querySelector('.chart'), { label, x, y, format: fmt, markers, forecast, xRange }));
