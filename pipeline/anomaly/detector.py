@@ -27,17 +27,31 @@ import math
 from dataclasses import dataclass
 
 # Global parameters (the same for every series).
-A_LEVEL = 0.1  # short-term level weight
+A_LEVEL = 0.03  # short-term level weight
 A_SLOW = 0.01  # long-term level, under the seasonal offsets
-A_SEASON = 0.25  # weight of a new day/week in a seasonal slot
-A_ERR = 0.02  # recent error of each baseline
+A_SEASON = 0.1  # weight of a new day/week in a seasonal slot
+A_ERR = 0.005  # recent error of each baseline
 A_SHORT = 0.2  # short average of the surprise
 A_LONG = 0.002  # long-run mean/variance of the surprise
 MIN_POINTS = 50  # no score before this many points
 SEASON_MIN = 2  # a slot is trusted after this many days/weeks in it
 CLIP = 5.0  # residual clip, in spreads, when updating spreads
-ALARM = 0.999  # a score at or above this is an alarm ...
+U_ALARM = 1.88  # short surprise this many sds above its usual mean is an alarm ...
+ALARM = 0.5  # ... and scores from 0.5 up
+STRENGTH = 1
+LIK = 1
+ZCAP = 10.0
+SHORTDIST = 0
+BASE_MIN = 20
+SUPPRESS_S = 86400.0
+MODE = 0
+MDECAY = 0.9995
+ESCALATE = 99.0
+M_SCALE = 20.0
+A_ERR_LONG = 0.002
 SUPPRESS = 300  # ... after which scores are held at 0 for this many points
+SPREAD_FLOOR = 0.5  # a seasonal baseline may claim at most 10x the level's precision
+VAR_MIN = 0.04  # floor on the surprise's long-run variance
 BAND = 3.0  # expected band: +- BAND * 1.25 * mean abs error (about 3 sigma)
 
 DAY_SLOTS = 48  # half-hours
@@ -60,6 +74,7 @@ def new_state() -> dict:
         "level": 0.0,
         "slow": 0.0,
         "err": [0.0, 0.0, 0.0],  # mean abs error: level, daily, weekly
+        "err_n": [0, 0, 0],  # points each error has seen
         "day": [0.0] * DAY_SLOTS,
         "day_seen": [0] * DAY_SLOTS,
         "day_last": [-1] * DAY_SLOTS,  # day number of the last update of the slot
@@ -70,6 +85,9 @@ def new_state() -> dict:
         "s_mean": 0.0,
         "s_var": 1.0,
         "hold": 0,
+        "held": 0.0,
+        "mmax": 0.0,
+        "err_long": 0.0,
         "t": None,
         "dt": 0.0,  # typical sampling interval, s
     }
@@ -108,25 +126,42 @@ def update(state: dict, timestamp_s: float, value: float) -> Result:
     err = s["err"]
     best = 0
     for k in (1, 2):
-        if preds[k] is not None and err[k] < err[best]:
+        if preds[k] is not None and s["err_n"][k] >= BASE_MIN and err[k] < err[best]:
             best = k
     expected = preds[best]
-    spread = max(err[best], 1e-6 * (abs(expected) + 1.0))
+    spread = max(err[best], SPREAD_FLOOR * err[0], 1e-6 * (abs(expected) + 1.0))
     z = abs(x - expected) / spread
 
     # Surprise against its own history (anomaly likelihood).
-    a = min(z, 10.0)
+    a = min(z, ZCAP)
     s["s_short"] += A_SHORT * (a - s["s_short"])
     score = 0.0
     if n >= MIN_POINTS:
-        sd = math.sqrt(max(s["s_var"], 1e-4))
-        score = _normal_cdf((s["s_short"] - s["s_mean"]) / sd)
+        sd = math.sqrt(max(s["s_var"], VAR_MIN))
+        u = (s["s_short"] - s["s_mean"]) / sd if LIK else a
+        if MODE == 1:
+            u = abs(x - expected) / max(s["err_long"], EPS) / max(s["mmax"], EPS)
         if s["hold"] > 0:
             s["hold"] -= 1
-            score = 0.0
-        elif score >= ALARM:
-            s["hold"] = SUPPRESS
-    d = a - s["s_mean"]
+        if u < U_ALARM:
+            if s["hold"] == 0:
+                score = 0.5 * _normal_cdf(u)
+        else:
+            # An alarm: its score ranks it among alarms by how far the value is from
+            # the expected one in the series' long-run spread. Within an episode, only an
+            # alarm stronger than the one that opened it is reported.
+            m = u if STRENGTH == 0 else abs(x - expected) / max(s["err_long"], EPS)
+            if STRENGTH == 2:
+                m = m / max(s["mmax"], EPS)
+            cand = 0.5 + 0.5 * (1.0 - math.exp(-m / M_SCALE))
+            if s["hold"] == 0 or m > s["held"] * ESCALATE:
+                score = cand
+                s["hold"] = SUPPRESS if not SUPPRESS_S else max(1, int(SUPPRESS_S / max(s["dt"], 1.0)))
+                s["held"] = m
+    mm = abs(x - expected) / max(s["err_long"], EPS)
+    if n >= MIN_POINTS:
+        s["mmax"] = max(mm, s["mmax"] * MDECAY)
+    d = (s["s_short"] if SHORTDIST else a) - s["s_mean"]
     s["s_mean"] += A_LONG * d
     s["s_var"] = (1 - A_LONG) * (s["s_var"] + A_LONG * d * d)
 
@@ -138,7 +173,10 @@ def update(state: dict, timestamp_s: float, value: float) -> Result:
         if n > 0:
             lim = CLIP * err[k] if err[k] > 0 else e
             e = min(e, lim) if n > MIN_POINTS else e
-        err[k] += (A_ERR if n > 10 else 0.5) * (e - err[k])
+        s["err_n"][k] += 1
+        err[k] += max(A_ERR, 1.0 / s["err_n"][k]) * (e - err[k])
+    e = abs(x - s["slow"])
+    s["err_long"] += (A_ERR_LONG if n > 10 else 0.5) * (e - s["err_long"])
     s["level"] += A_LEVEL * (x - s["level"])
     s["slow"] += A_SLOW * (x - s["slow"])
     off = x - s["slow"]
@@ -162,4 +200,4 @@ def update(state: dict, timestamp_s: float, value: float) -> Result:
     s["n"] = n + 1
 
     half = BAND * 1.25 * spread
-    return Result(score, expected, expected - half, expected + half, score >= ALARM)
+    return Result(score, expected, expected - half, expected + half, score > ALARM)
