@@ -45,10 +45,10 @@ def ours(ts: np.ndarray, xs: np.ndarray) -> list[float]:
 
 
 def windowed_gaussian(ts: np.ndarray, xs: np.ndarray) -> list[float]:
-    """NAB's windowedGaussian baseline as NAB describes it: the score is one minus the
-    two-sided tail probability... reported as 1 - Q(|z|) of the value under a normal fitted to
-    a window of the last 6400 values, refitted every 100 values once the window is full
-    (every value before that); the first value scores 0."""
+    """NAB's windowedGaussian baseline as NAB describes it: the score is 1 - Q(|z|), Q the
+    normal tail probability, of the value under a normal fitted to the last 6400 values,
+    refitted after every value until the window is full and every 100 values after that;
+    the first value scores 0."""
     window_size, step = 6400, 100
     window: list[float] = []
     buffer: list[float] = []
