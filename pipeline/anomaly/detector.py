@@ -13,12 +13,17 @@ What it combines, from what the field documents:
   streaming data"), its short average compared with its own long-run mean and variance.
   That calibrates alarms across series of any scale or noise.
 - Alarms: a short surprise U_ALARM long-run sds above usual. An alarm scores in (0.5, 1),
-  ranked by the distance of the value from the expected one in the series' long-run
-  spread; other points score below 0.5. After an alarm the series is quiet (score 0) for
-  SUPPRESS_S of data time, as contextOSE and ARTime hold repeats, so one episode is one
-  alarm.
+  ranked by how rare its deviation is for this series: the distance of the value from
+  the expected one (in the series' long-run spread) divided by the median of the last
+  DMAX_DAYS days' largest such distances, so a series that spikes every day needs a
+  bigger spike than a quiet one (an extreme-value view: compare with the usual daily
+  maximum, not the usual point). No alarm before one complete day. Other points score
+  below 0.5. After an alarm the series is quiet (score 0) for SUPPRESS_S of data time,
+  as contextOSE and ARTime hold repeats, except that a deviation stronger than the
+  episode's peak so far alarms again (an update of the same episode, without extending
+  the quiet time): a weak onset then does not hide the anomaly that follows it.
 
-Per point this is a few dozen float operations; the state is a dict of about 660 numbers
+Per point this is a few dozen float operations; the state is a dict of about 670 numbers
 whatever the series length (mostly the 48 + 168 seasonal slots).
 """
 
@@ -43,7 +48,7 @@ ZCAP = 10.0  # one point adds at most this to the surprise
 SPREAD_FLOOR = 0.5  # a seasonal baseline may claim at most 2x the level's precision
 VAR_MIN = 0.04  # floor on the surprise's long-run variance
 U_ALARM = 1.88  # alarm when the short surprise is this many sds above its mean
-M_SCALE = 20.0  # alarm score 0.5 + 0.5 (1 - exp(-distance / M_SCALE))
+DMAX_DAYS = 7  # an alarm is ranked against the median of the last this many days' largest deviations
 SUPPRESS_S = 86400.0  # quiet time after an alarm (data time)
 ALARM = 0.5  # scores above this are alarms
 BAND = 3.0  # expected band: +- BAND * 1.25 * mean abs error (about 3 sigma)
@@ -82,6 +87,11 @@ def new_state() -> dict:
         "s_mean": 0.0,
         "s_var": 1.0,
         "hold": 0,  # points left in the quiet time after an alarm
+        "peak": 0.0,  # largest alarm deviation (ratio) of the current episode
+        "day_no": -1,  # day number of the current day
+        "day_max": 0.0,  # largest deviation (in the long-run spread) so far today
+        "day_maxes": [],  # the last DMAX_DAYS complete days' largest deviations
+        "dmax": 0.0,  # their median
     }
 
 
@@ -123,19 +133,35 @@ def update(state: dict, timestamp_s: float, value: float) -> Result:
     expected = preds[best]
     spread = max(err[best], SPREAD_FLOOR * err[0], 1e-6 * (abs(expected) + 1.0))
     a = min(abs(x - expected) / spread, ZCAP)
+    distance = abs(x - expected) / max(s["err_long"], EPS)
+    day_no = int(timestamp_s // 86400)
+    if day_no != s["day_no"]:
+        if s["day_no"] >= 0 and n >= MIN_POINTS:
+            s["day_maxes"] = (s["day_maxes"] + [s["day_max"]])[-DMAX_DAYS:]
+            s["dmax"] = sorted(s["day_maxes"])[len(s["day_maxes"]) // 2]
+        s["day_no"] = day_no
+        s["day_max"] = 0.0
 
     s["s_short"] += A_SHORT * (a - s["s_short"])
     score = 0.0
     if n >= MIN_POINTS:
         u = (s["s_short"] - s["s_mean"]) / math.sqrt(max(s["s_var"], VAR_MIN))
+        # How rare the deviation is for this series: against its usual daily worst.
+        ratio = distance / max(s["dmax"], EPS)
+        alarm_score = 0.5 + 0.5 * (1.0 - math.exp(-ratio))
+        can_alarm = u >= U_ALARM and s["day_maxes"]
         if s["hold"] > 0:
             s["hold"] -= 1
-        elif u < U_ALARM:
+            # Within an episode only a stronger deviation than its peak speaks again (it
+            # does not extend the quiet time), so a weak onset does not hide the anomaly.
+            if can_alarm and ratio > s["peak"]:
+                score, s["peak"] = alarm_score, ratio
+        elif not can_alarm:
             score = 0.5 * _normal_cdf(u)
         else:
-            distance = abs(x - expected) / max(s["err_long"], EPS)
-            score = 0.5 + 0.5 * (1.0 - math.exp(-distance / M_SCALE))
+            score, s["peak"] = alarm_score, ratio
             s["hold"] = max(1, int(SUPPRESS_S / max(s["dt"], 1.0)))
+    s["day_max"] = max(s["day_max"], distance)
     d = a - s["s_mean"]
     s["s_mean"] += A_LONG * d
     s["s_var"] = (1 - A_LONG) * (s["s_var"] + A_LONG * d * d)
