@@ -29,7 +29,8 @@ from sophra.settings import Settings
 
 from ..alerts.rulebook import RuleBook
 from ..ari.engine import new_state, step_event, step_vital
-from ..topics import ALERT_RULES, AGENT_EVENTS, AGENT_VITALS, ARI_INTERVENTIONS, ARI_STATUS, WORKER_STATE_TABLE, ensure_topics
+from ..topics import (ALERT_RULES, AGENT_EVENTS, AGENT_VITALS, APP_METRICS, ARI_INTERVENTIONS, ARI_STATUS,
+                      WORKER_STATE_TABLE, TopicSpec, ensure_topics)
 from . import alerts, deployments, quota
 from .failstop import fail_stop
 from .offsets import applied, applied_before_offsets, mark
@@ -82,7 +83,7 @@ def create_app(settings: Settings, bootstrap: str, rules: RuleBook) -> faust.App
                     agents[key] = state
 
     quota.register(app, settings)  # /v1 quota: usage sums per key and hour
-    app.sophra_tables = {WORKER_STATE_TABLE: agents, "app_state": deployments.register(app, settings, raw),
+    app.sophra_tables = {WORKER_STATE_TABLE: agents, deployments.TABLE: deployments.register(app, settings, raw),
                          **alerts.register(app, settings, raw, rules)}
     return app
 
@@ -130,10 +131,20 @@ def apply_batch(lookup, records) -> Step:
     return step
 
 
+def changelogs(worker_id: str) -> list[TopicSpec]:
+    """Every changelog of a table whose writes pick their partition by key (use_partitioner),
+    as Faust names and configures them. The worker creates them before Faust starts: on a
+    first start the producer may not yet know a topic Faust has only just created, and the
+    first state write fails (it did, in a fault run, for app_state)."""
+    by_key = [TopicSpec(f"{worker_id}-{table}-changelog", partitions=spec.partitions, retention_ms=-1, compacted=True)
+              for table, spec in ((WORKER_STATE_TABLE, AGENT_VITALS), (deployments.TABLE, APP_METRICS))]
+    return by_key + alerts.changelogs(worker_id)
+
+
 def run(settings: Settings, bootstrap: str, loglevel: str = "warn") -> None:
     """Run the worker in the foreground until SIGINT/SIGTERM."""
     ensure_topics(bootstrap, settings.topic_prefix)
-    ensure_topics(bootstrap, specs=alerts.changelogs(settings.worker_id))
+    ensure_topics(bootstrap, specs=changelogs(settings.worker_id))
     # Every rule is known before the first record is evaluated; the book then follows the topic.
     rules = RuleBook(bootstrap, settings.topic(ALERT_RULES.name)).start()
     app = create_app(settings, bootstrap, rules)

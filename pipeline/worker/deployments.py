@@ -31,6 +31,8 @@ from .failstop import fail_stop
 from .offsets import applied, mark
 from .outlet import Outlet
 
+TABLE = "app_state"
+
 log = logging.getLogger("sophra.worker.deployments")
 
 PROBE_TIMEOUT_S = 5.0
@@ -84,7 +86,7 @@ def register(app: faust.App, settings, raw: dict) -> faust.Table:
                        partitions=APP_METRICS.partitions, **raw)
     outlets = {"app_deployment": Outlet(app, settings, APP_DEPLOYMENTS, raw),
                "app_insight": Outlet(app, settings, APP_INSIGHTS, raw)}
-    apps = app.Table("app_state", partitions=APP_METRICS.partitions, key_type=bytes, use_partitioner=True)
+    apps = app.Table(TABLE, partitions=APP_METRICS.partitions, key_type=bytes, use_partitioner=True)
     probes = Probes(Outbound.from_settings(settings), outlets["app_deployment"].topic)
 
     @app.agent(source)
