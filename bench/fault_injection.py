@@ -328,6 +328,33 @@ def _outage(load: Load, t: float, until: float) -> dict:
             "statuses": dict(Counter(str(status) for _, status, _ in during))}
 
 
+def _write_latency(base: str) -> dict[str, float]:
+    """The api's own histogram of write answers (`/metrics`): cumulative count per bucket
+    bound ("le"), summed over its POST routes. Measured inside the api, it leaves out the
+    time this client's own loop took to notice an answer."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, float] = {}
+    try:
+        text = httpx.get(f"{base}/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return out
+    for family in text_string_to_metric_families(text):
+        if family.name == "sophra_http_request_duration_seconds":
+            for sample in family.samples:
+                if sample.name.endswith("_bucket") and sample.labels.get("method") == "POST":
+                    out[sample.labels["le"]] = out.get(sample.labels["le"], 0) + sample.value
+    return out
+
+
+def _server_side(before: dict, after: dict) -> dict:
+    """Answers between two readings of `_write_latency`: how many, how many within 1 s."""
+    diff = {le: after.get(le, 0) - before.get(le, 0) for le in after}
+    total = diff.get("+Inf", 0)
+    return {"answered": int(total), "within_1s": int(diff.get("1.0", 0)),
+            "over_1s": int(total - diff.get("1.0", 0))}
+
+
 def _watermarks(c: Consumer, tp: TopicPartition, timeout: float = 60) -> tuple[int, int]:
     """A broker just started answers NOT_LEADER until its partitions have leaders again."""
     deadline = time.monotonic() + timeout
@@ -509,12 +536,16 @@ def _run(args, data: Path, env: dict, marker: str, base: str, up: Up) -> int:
 
         _say("kill -9 the broker")
         [broker] = [p for p in _marked(marker) if b"kafka.Kafka" in _cmdline(p)]
+        latency_before = _write_latency(base)
         t = _kill(broker)
         back = up.wait_for(r"^broker restarted", 180, since=t)
+        latency_after = _write_latency(base)
         ok = load.first_ok_after(back)
         faults["broker"] = {"restarted_after_s": round(back - t, 2),
                             "writes_ok_after_s": round(back - t + (ok or 0), 2),
-                            "while_down": _outage(load, t + 0.5, back)}  # from 0.5 s on: in flight at the kill excluded
+                            "while_down": _outage(load, t + 0.5, back),  # from 0.5 s on: in flight at the kill excluded
+                            # the api's own timing of every write it answered from the kill to the restart
+                            "api_side": _server_side(latency_before, latency_after)}
         time.sleep(args.between)
 
         _say("kill -9 sophra up (the api with its sink)")
