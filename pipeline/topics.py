@@ -75,6 +75,11 @@ NOTIFY_STATE = TopicSpec("notify.state", partitions=1, retention_ms=35 * DAY_MS,
 WORKER_STATE_TABLE = "agent_state"
 
 
+def table_changelog(worker_id: str, table: str, partitions: int) -> TopicSpec:
+    """A Faust table's changelog topic, as Faust names and configures it (compacted, kept)."""
+    return TopicSpec(f"{worker_id}-{table}-changelog", partitions=partitions, retention_ms=-1, compacted=True)
+
+
 def worker_state_changelog(worker_id: str) -> str:
     return f"{worker_id}-{WORKER_STATE_TABLE}-changelog"
 

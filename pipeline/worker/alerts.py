@@ -21,7 +21,7 @@ from schemas import codec
 
 from ..alerts.evaluate import new_state, observe, tick, vital_points
 from ..alerts.rulebook import RuleBook
-from ..topics import AGENT_VITALS, APP_ALERT_STATUS, APP_ALERTS, APP_METRICS, TopicSpec
+from ..topics import AGENT_VITALS, APP_ALERT_STATUS, APP_ALERTS, APP_METRICS, TopicSpec, table_changelog
 from .failstop import fail_stop
 from .outlet import Outlet
 
@@ -44,12 +44,9 @@ SOURCES = {"application": APP_METRICS, "agent": AGENT_VITALS}
 
 
 def changelogs(worker_id: str) -> list[TopicSpec]:
-    """The alert tables' changelog topics, as Faust names and configures them. The worker
-    creates them before Faust starts: the clock writes to the tables outside any stream,
-    where Faust finds a key's partition in its consumer's metadata, and on a first start
-    a topic Faust has only just created may not be there yet (the write then fails)."""
-    return [TopicSpec(f"{worker_id}-{scope}_alert_state-changelog", partitions=spec.partitions, retention_ms=-1,
-                      compacted=True) for scope, spec in SOURCES.items()]
+    """The alert tables' changelog topics, created before Faust starts (app.changelogs): the
+    clock writes to the tables outside any stream, so their partition comes from the key."""
+    return [table_changelog(worker_id, f"{scope}_alert_state", spec.partitions) for scope, spec in SOURCES.items()]
 
 
 def register(app: faust.App, settings, raw: dict, book: RuleBook) -> dict[str, faust.Table]:

@@ -30,7 +30,7 @@ from sophra.settings import Settings
 from ..alerts.rulebook import RuleBook
 from ..ari.engine import new_state, step_event, step_vital
 from ..topics import (ALERT_RULES, AGENT_EVENTS, AGENT_VITALS, APP_METRICS, ARI_INTERVENTIONS, ARI_STATUS,
-                      WORKER_STATE_TABLE, TopicSpec, ensure_topics)
+                      WORKER_STATE_TABLE, TopicSpec, ensure_topics, table_changelog)
 from . import alerts, deployments, quota
 from .failstop import fail_stop
 from .offsets import applied, applied_before_offsets, mark
@@ -136,9 +136,8 @@ def changelogs(worker_id: str) -> list[TopicSpec]:
     as Faust names and configures them. The worker creates them before Faust starts: on a
     first start the producer may not yet know a topic Faust has only just created, and the
     first state write fails (it did, in a fault run, for app_state)."""
-    by_key = [TopicSpec(f"{worker_id}-{table}-changelog", partitions=spec.partitions, retention_ms=-1, compacted=True)
-              for table, spec in ((WORKER_STATE_TABLE, AGENT_VITALS), (deployments.TABLE, APP_METRICS))]
-    return by_key + alerts.changelogs(worker_id)
+    return [table_changelog(worker_id, WORKER_STATE_TABLE, AGENT_VITALS.partitions),
+            table_changelog(worker_id, deployments.TABLE, APP_METRICS.partitions), *alerts.changelogs(worker_id)]
 
 
 def run(settings: Settings, bootstrap: str, loglevel: str = "warn") -> None:
