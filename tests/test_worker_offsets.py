@@ -15,6 +15,7 @@ from pipeline.producer import producer_config
 from pipeline.topics import (AGENT_VITALS, ARI_INTERVENTIONS, ARI_STATUS, TopicSpec, dlq, ensure_topics, entity_key,
                              worker_state_changelog)
 from pipeline.worker.app import apply_batch
+from pipeline.worker.offsets import applied_before_offsets, mark
 from schemas import codec
 from sophra.processes import terminate
 
@@ -159,3 +160,14 @@ def test_a_batch_that_fails_unexpectedly_stops_the_worker_before_faust_acks_it()
     assert (run.returncode, run.stdout) == (70, "")
     assert "ARI failed on a batch; exiting before it is acknowledged" in run.stderr
     assert "RuntimeError: no rule expected this" in run.stderr
+
+
+def test_an_application_state_saved_before_offsets_holds_its_metric_batches_by_id():
+    # what the per-application watch of issue 5 wrote: the id of the last metric batch applied
+    old = {"minutes": {}, "newest": None, "last_batch_id": 700, "open": {}, "done": []}
+    held = {"id": 700, "tenant": "t", "application_id": "app_1", "received_at": 0, "points": []}
+    assert applied_before_offsets(old, "app.metrics", 2, "app_metric_batch", held)
+    assert not applied_before_offsets(old, "app.metrics", 2, "app_metric_batch", {**held, "id": 701})
+    assert not applied_before_offsets(old, "app.deployments", 2, "app_deployment", {"id": "dep_1"})
+    mark(old, "app.metrics", 2, 90)  # once the partition has a mark, offsets decide
+    assert not applied_before_offsets(old, "app.metrics", 2, "app_metric_batch", held)

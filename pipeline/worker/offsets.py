@@ -9,7 +9,7 @@ after a restart). The offsets live in the state itself, so the changelog restore
 with it.
 
 States saved before offsets existed (up to issue 9) carry `last_vital_id` and
-`last_event_id` instead. Until a partition of such a state has an offset mark, the old
+`last_event_id` (agents) or `last_batch_id` (applications' metric batches) instead. Until a partition of such a state has an offset mark, the old
 rule decides once more (`applied_before_offsets`): the first restart after the upgrade
 then skips what that state held, instead of applying it a second time.
 """
@@ -27,7 +27,7 @@ def mark(state: dict, topic: str, partition: int, offset: int) -> None:
     state.setdefault("offsets", {})[_tp(topic, partition)] = offset
 
 
-_LEGACY = {"agent_vital": "last_vital_id", "agent_event": "last_event_id"}
+_LEGACY = {"agent_vital": "last_vital_id", "agent_event": "last_event_id", "app_metric_batch": "last_batch_id"}
 
 
 def applied_before_offsets(state: dict | None, topic: str, partition: int, kind: str, record: dict) -> bool:
