@@ -1,93 +1,114 @@
-"""Insights (/v1/applications/{id}/insights): what the worker notices in an application's
-data, worded for a person. Pure rules over the per-application state the worker keeps
-for deployments (pipeline/deployments.py: two hours of per-minute sums of error_rate and
-response_time); rules and numbers in docs/insights.md.
+"""Insights (/v1/applications/{id}/insights, /api/agents/{id}/insights): what the worker
+notices, worded for a person. Two sources (docs/insights.md):
 
-Time is the data's: "the last hour" is the 60 minutes up to and including the minute of
-the newest point, compared with the 60 minutes before them. An insight has one id per application, kind and UTC hour of its
-detection, so it is raised at most once an hour while its cause lasts, and updated (a
-higher version of the same id) when its severity changes in that hour. Replaying the
-same records gives the same ids and versions.
+- an anomaly episode of one series (pipeline/anomaly/watch.py): what was seen, the
+  expected band, since when, how unusual, and a likely cause where one is known (a
+  deployment or agent event just before it, other series of the same subject unusual at
+  the same time). One insight per episode: its id comes from the series and the minute
+  the episode started, and each change is a higher `version` of it (status open, then
+  resolved).
+- a failed or rolled back deployment (pipeline/worker/deployments.py), one per deployment.
+
+Ids and versions come from the data, so replaying the same records gives the same rows.
 """
 import hashlib
+import time
 
-from .deployments import MINUTE_MS, mean_count
+from .anomaly.watch import MINUTE_MS, Episode
 
-HOUR_MS = 3_600_000
-MIN_POINTS = 5  # per hour compared: fewer is noise, not a trend
+CAUSE_BEFORE_MS = 30 * MINUTE_MS  # a deployment or event this long before an episode's start may be its cause
 
-# performance: mean response time of the last hour vs the hour before
-RT_MEDIUM = 0.20  # +20 % or more
-RT_HIGH = 0.50    # +50 % or more
-# reliability: mean error rate of the last hour vs the hour before
-ER_RISE = 0.01    # up by more than one percentage point ...
-ER_FACTOR = 1.5   # ... and to more than 1.5x
-ER_HIGH = 0.05    # high once above 5 %
+# Series of an application with a type of their own; every other series is "anomaly".
+TYPE_OF = {"response_time": "performance", "error_rate": "reliability", "throughput": "traffic"}
+LABEL = {"response_time": "Response time", "error_rate": "Error rate", "throughput": "Throughput"}
 
 RECOMMEND = {
     "performance": "Consider scaling your application or optimizing slow queries",
     "reliability": "Check the error logs and recent deployments; roll back the latest change if it is the cause",
+    "traffic": "Check upstream clients, load balancers and DNS: a drop can mean users cannot reach the service, "
+               "a surge a retry storm or a new client",
+    "anomaly": "Look at what changed when it started: deployments, configuration, inputs or load",
     "deployment": "Review the deployment's changes and fix the cause before deploying it again",
 }
 
 
-def insight_id(tenant: str, app_id: str, kind: str, scope: str) -> str:
-    """Deterministic: the same kind in the same scope (an hour, a deployment) is one insight."""
-    digest = hashlib.sha256(f"{tenant}/{app_id}/{kind}/{scope}".encode()).hexdigest()[:16]
+def insight_id(tenant: str, subject: str, kind: str, scope: str) -> str:
+    """Deterministic: the same kind in the same scope (an episode, a deployment) is one insight."""
+    digest = hashlib.sha256(f"{tenant}/{subject}/{kind}/{scope}".encode()).hexdigest()[:16]
     return f"insight_{digest}"
 
 
-def _pct(x: float) -> str:
-    return f"{x * 100:.3g}%"
+def _hm(ms: int) -> str:
+    return time.strftime("%H:%M UTC", time.gmtime(ms // 1000))
 
 
-def detect(minutes: dict[str, list], newest: int) -> list[dict]:
-    """The insights the last hour up to `newest` shows, as {type, severity, title,
-    description}; `minutes` per metric as [minute start, sum, count]."""
-    found = []
-    end = newest - newest % MINUTE_MS + MINUTE_MS
-    cur_start, prev_start = end - HOUR_MS, end - 2 * HOUR_MS
-    rt_now, n_now = mean_count(minutes["response_time"], cur_start, end)
-    rt_before, n_before = mean_count(minutes["response_time"], prev_start, cur_start)
-    if n_now >= MIN_POINTS and n_before >= MIN_POINTS and rt_before > 0:
-        rise = rt_now / rt_before - 1
-        if rise >= RT_MEDIUM:
-            found.append({"type": "performance", "severity": "high" if rise >= RT_HIGH else "medium",
-                          "title": "Response time increase detected",
-                          "description": f"Average response time increased by {rise * 100:.0f}% in the last hour "
-                                         f"({rt_before:.0f} ms to {rt_now:.0f} ms)"})
-    er_now, n_now = mean_count(minutes["error_rate"], cur_start, end)
-    er_before, n_before = mean_count(minutes["error_rate"], prev_start, cur_start)
-    if n_now >= MIN_POINTS and n_before >= MIN_POINTS and er_now > er_before + ER_RISE and er_now > ER_FACTOR * er_before:
-        found.append({"type": "reliability", "severity": "high" if er_now > ER_HIGH else "medium",
-                      "title": "Error rate increase detected",
-                      "description": f"Error rate rose from {_pct(er_before)} to {_pct(er_now)} in the last hour"})
-    return found
+def _value(series: str, x: float) -> str:
+    if series == "response_time":
+        return f"{x:.4g} ms"
+    if series == "error_rate":
+        return f"{x * 100:.3g}%"
+    if series == "throughput":
+        return f"{x:.4g} requests/min"
+    return f"{x:.4g}"
 
 
-def _record(tenant: str, app_id: str, found: dict, id_extra: str, at: int) -> dict:
-    return {"tenant": tenant, "id": insight_id(tenant, app_id, found["type"], id_extra), "application_id": app_id,
-            **found, "recommendation": RECOMMEND[found["type"]], "timestamp": at, "version": at}
+def _band(series: str, ep: Episode) -> str:
+    return f"{_value(series, ep.low)} to {_value(series, ep.high)}"
+
+
+def likely_cause(ep: Episode, context: dict) -> str | None:
+    """A deployment or agent event shortly before the episode started, and the series that
+    became unusual at about the same time; None when nothing is known."""
+    parts = []
+    before = [c for c in context.get("changes", ()) if ep.started_at - CAUSE_BEFORE_MS <= c[1] < ep.started_at
+              + MINUTE_MS]
+    if before:
+        what, at = max(before, key=lambda c: c[1])
+        ago = max(0, (ep.started_at - at) // MINUTE_MS)
+        parts.append(f"{what} at {_hm(at)}, {ago} min before it started")
+    together = [f"{name} (since {_hm(start)})" for name, start in ep.others]
+    if together:
+        parts.append("unusual at the same time: " + ", ".join(together))
+    return "; ".join(parts) or None
+
+
+def anomaly_insight(tenant: str, scope: str, subject: str, ep: Episode, context: dict) -> dict:
+    """The insight record of one version of an anomaly episode; scope application or agent."""
+    kind = TYPE_OF.get(ep.series, "anomaly") if scope == "application" else "anomaly"
+    label = LABEL.get(ep.series, ep.series)
+    way = "high" if ep.observed > ep.expected else "low"
+    score = f"anomaly score {ep.score:.2f}"
+    if ep.status == "open":
+        title = f"{label} unusually {way}"
+        text = (f"{ep.series} averaged {_value(ep.series, ep.observed)} a minute at {_hm(ep.at)}, "
+                f"{'above' if way == 'high' else 'below'} its expected {_band(ep.series, ep)} ({score}); "
+                f"unusual since {_hm(ep.started_at)}")
+    else:
+        minutes = (ep.ended_at - ep.started_at) // MINUTE_MS
+        moved = abs(ep.now_expected - ep.expected) > (ep.high - ep.low) / 2  # the detector learnt a new normal
+        title = f"{label} settled at a new level" if moved else f"{label} back to normal"
+        text = (f"{ep.series} was unusually {way} from {_hm(ep.started_at)} to {_hm(ep.ended_at)} ({minutes} min): "
+                f"at worst {_value(ep.series, ep.observed)} a minute against an expected "
+                f"{_band(ep.series, ep)} ({score})")
+        if moved:
+            text += f"; it is now expected around {_value(ep.series, ep.now_expected)}"
+    cause = likely_cause(ep, context)
+    if cause:
+        text += f". Likely cause: {cause}"
+    return {"tenant": tenant, "id": insight_id(tenant, subject, f"anomaly/{ep.series}", str(ep.started_at)),
+            "application_id": subject if scope == "application" else "",
+            "agent_id": subject if scope == "agent" else None, "type": kind, "severity": ep.severity,
+            "title": title, "description": text, "recommendation": RECOMMEND[kind], "timestamp": ep.started_at,
+            "version": ep.at, "metric": ep.series, "status": ep.status, "started_at": ep.started_at,
+            "ended_at": ep.ended_at, "observed": ep.observed, "expected": ep.expected, "expected_low": ep.low,
+            "expected_high": ep.high, "score": ep.score, "cause": cause}
 
 
 def deployment_insight(tenant: str, deployment: dict, at: int) -> dict:
     """The insight record of a failed or rolled back deployment (one per deployment)."""
     verb = "rolled back" if deployment["status"] == "rolled_back" else "failed"
-    found = {"type": "deployment", "severity": "high", "title": f"Deployment {deployment['version']} {verb}",
-             "description": deployment["reason"]}
-    return _record(tenant, deployment["application_id"], found, deployment["id"], at)
-
-
-def raise_insights(state: dict, tenant: str, app_id: str, found: list[dict], at: int) -> list[dict]:
-    """Insight records for what is new in `found` (detected at data time `at`): a kind not
-    yet raised this hour, or raised with another severity. Remembers what it raised in
-    state["insights"] ({kind: [hour, severity]})."""
-    raised = state.setdefault("insights", {})
-    hour = at // HOUR_MS
-    out = []
-    for f in found:
-        if raised.get(f["type"]) == [hour, f["severity"]]:
-            continue
-        raised[f["type"]] = [hour, f["severity"]]
-        out.append(_record(tenant, app_id, f, str(hour), at))
-    return out
+    app_id = deployment["application_id"]
+    return {"tenant": tenant, "id": insight_id(tenant, app_id, "deployment", deployment["id"]),
+            "application_id": app_id, "type": "deployment", "severity": "high",
+            "title": f"Deployment {deployment['version']} {verb}", "description": deployment["reason"],
+            "recommendation": RECOMMEND["deployment"], "timestamp": at, "version": at}

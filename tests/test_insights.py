@@ -1,91 +1,184 @@
-"""Insight rules on made-up histories with known answers (pipeline/insights.py), and the
-worker's per-application step that raises them (pipeline/worker/deployments.py)."""
-from pipeline import deployments as D
+"""Anomaly insights on made-up series with known answers: the watch (pipeline/anomaly/watch.py)
+that feeds per-minute means to the detector and keeps episodes, their wording
+(pipeline/insights.py), and the worker's step over encoded records
+(pipeline/worker/anomalies.py). Through the real worker: tests/test_v1_deployments.py."""
+import json
+import math
+import random
+
 from pipeline import insights as I
-from pipeline.worker.deployments import apply
+from pipeline.anomaly import watch as W
+from pipeline.worker import anomalies
+from schemas import codec
 
 MIN = 60_000
-T0 = 1_795_464_000_000  # 2026-11-23T20:00:00Z
+DAY = 1440  # minutes
+T0 = 1_795_392_000_000  # 2026-11-23T00:00:00Z, a Monday
 
 
-def hours(prev: float, cur: float, n: int = 60) -> list[list]:
-    """Per-minute [start, sum, count] of n points a minute apart in each of the two hours
-    ending with the minute T0 + 119 min."""
-    return [[T0 + i * MIN, prev, 1] for i in range(n)] + [[T0 + 60 * MIN + i * MIN, cur, 1] for i in range(n)]
+def noise(days: int, level: float = 100.0, sd: float = 2.0, seed: int = 7) -> list[float]:
+    rng = random.Random(seed)
+    return [level + rng.gauss(0, sd) for _ in range(days * DAY)]
 
 
-def state_with(**series) -> dict:
-    return {"response_time": series.get("response_time", []), "error_rate": series.get("error_rate", [])}
+def episodes(name: str, values: list[float]) -> list[W.Episode]:
+    """Every episode change for one series reported once a minute from T0 (one more point
+    closes the last minute)."""
+    minutes, series = W.new_minutes(), W.new_series()
+    points = [(name, v, T0 + i * MIN) for i, v in enumerate(values)] + [(name, values[-1], T0 + len(values) * MIN)]
+    return [ep for n, m, mean in W.accumulate(minutes, points) for ep in W.observe(series, n, m, mean)]
 
 
-NEWEST = T0 + 119 * MIN
+def brief(eps: list[W.Episode], origin: int = 0) -> list[tuple]:
+    """(status, started, ended, at) in minutes from T0 + origin minutes."""
+    def rel(ms):
+        return None if ms is None else (ms - T0) // MIN - origin
+    return [(e.status, rel(e.started_at), rel(e.ended_at), rel(e.at)) for e in eps]
 
 
-def test_response_time_rise_is_medium_from_20_percent_and_high_from_50():
-    assert I.detect(state_with(response_time=hours(200, 239)), NEWEST) == []
-    assert I.detect(state_with(response_time=hours(200, 280)), NEWEST) == [{
-        "type": "performance", "severity": "medium", "title": "Response time increase detected",
-        "description": "Average response time increased by 40% in the last hour (200 ms to 280 ms)"}]
-    assert I.detect(state_with(response_time=hours(200, 300)), NEWEST)[0]["severity"] == "high"
+def test_a_flat_healthy_series_and_a_clean_daily_pattern_raise_nothing():
+    assert episodes("response_time", noise(3)) == []
+    rng = random.Random(3)
+    daily = [100 + 50 * math.sin(2 * math.pi * (i % DAY) / DAY) + rng.gauss(0, 2) for i in range(8 * DAY)]
+    assert episodes("checkout_ms", daily) == []
 
 
-def test_error_rate_rise_needs_a_point_and_a_half_times():
-    assert I.detect(state_with(error_rate=hours(0.02, 0.029)), NEWEST) == []   # +0.9 points
-    assert I.detect(state_with(error_rate=hours(0.04, 0.055)), NEWEST) == []   # 1.375x
-    assert I.detect(state_with(error_rate=hours(0.01, 0.042)), NEWEST) == [{
-        "type": "reliability", "severity": "medium", "title": "Error rate increase detected",
-        "description": "Error rate rose from 1% to 4.2% in the last hour"}]
-    assert I.detect(state_with(error_rate=hours(0.01, 0.08)), NEWEST)[0]["severity"] == "high"
+def test_a_spike_is_one_episode_opened_at_its_minute_and_resolved_after_five_normal_ones():
+    values = noise(3)
+    values[2 * DAY] = 130.0  # 15 sd, on the third day
+    eps = episodes("response_time", values)
+    assert brief(eps, 2 * DAY) == [("open", 0, None, 0), ("resolved", 0, 1, 5)]
+    assert [(e.observed, e.severity) for e in eps] == [(130.0, "high"), (130.0, "high")]
+    assert eps[0].low < 100 < eps[0].high < 130
 
 
-def test_too_few_points_in_either_hour_say_nothing():
-    assert I.detect(state_with(response_time=hours(200, 400, n=4)), NEWEST) == []
-    only_now = [[T0 + 60 * MIN + i * MIN, 400, 1] for i in range(60)]
-    assert I.detect(state_with(response_time=only_now), NEWEST) == []
+def test_a_level_shift_opens_at_the_shift_is_updated_and_settles_at_a_new_level():
+    values = noise(3)
+    values[2 * DAY:] = [v + 20 for v in values[2 * DAY:]]
+    eps = episodes("response_time", values)
+    assert [(s, start, end) for s, start, end, _ in brief(eps, 2 * DAY)] == [
+        ("open", 0, None), ("open", 0, None), ("resolved", 0, 28)]
+    assert eps[0].observed == values[2 * DAY]
+    assert eps[-1].severity == "medium" and eps[-1].now_expected > eps[-1].high  # learning the new level
+    record = I.anomaly_insight("acct", "application", "app_1", eps[-1], {})
+    assert record["title"] == "Response time settled at a new level"
 
 
-def test_raised_once_an_hour_and_again_when_the_severity_changes():
-    state = {}
-    medium = [{"type": "performance", "severity": "medium", "title": "t", "description": "d"}]
-    high = [{**medium[0], "severity": "high"}]
-    at = T0 + 65 * MIN  # 21:05
-    first = I.raise_insights(state, "acct", "app_1", medium, at)
-    assert [(r["id"], r["severity"], r["timestamp"], r["version"]) for r in first] == [
-        (I.insight_id("acct", "app_1", "performance", str(at // 3_600_000)), "medium", at, at)]
-    assert first[0]["recommendation"] == "Consider scaling your application or optimizing slow queries"
-    assert I.raise_insights(state, "acct", "app_1", medium, at + MIN) == []
-    again = I.raise_insights(state, "acct", "app_1", high, at + 2 * MIN)  # same hour: a new version
-    assert [(r["id"], r["severity"], r["version"]) for r in again] == [(first[0]["id"], "high", at + 2 * MIN)]
-    next_hour = I.raise_insights(state, "acct", "app_1", high, T0 + 120 * MIN)
-    assert len(next_hour) == 1 and next_hour[0]["id"] != first[0]["id"]
+def test_a_seasonal_series_with_a_broken_day_opens_when_the_pattern_breaks():
+    rng = random.Random(5)
+    values = [100 + 50 * math.sin(2 * math.pi * (i % DAY) / DAY) + rng.gauss(0, 2) for i in range(8 * DAY)]
+    broken = 7 * DAY + 360  # the eighth day from 06:00, where the pattern peaks, stays flat at its mean
+    values[broken:broken + 360] = [100 + rng.gauss(0, 2) for _ in range(360)]
+    eps = episodes("checkout_ms", values)
+    assert brief(eps, broken)[0] == ("open", 0, None, 0)
+    assert all(e.started_at == eps[0].started_at for e in eps)  # one episode, updated
+    assert eps[0].expected > 140 and eps[0].observed < 110  # expected the day's peak, saw the mean
 
 
-def batch(batch_id: int, points: list[tuple[str, float, int]]) -> dict:
-    return {"tenant": "acct", "application_id": "app_1", "id": batch_id, "received_at": 0,
-            "points": [{"metric": m, "value": v, "timestamp": t} for m, v, t in points]}
+def test_which_way_is_bad_depends_on_the_series():
+    values = noise(3)
+    values[2 * DAY:] = [v - 40 for v in values[2 * DAY:]]
+    assert episodes("response_time", values) == []  # faster is good news
+    assert episodes("error_rate", [v / 1000 for v in values]) == []
+    assert brief(episodes("throughput", values), 2 * DAY)[0] == ("open", 0, None, 0)  # a drop in traffic is not
 
 
-def test_the_worker_step_raises_insights_from_metric_batches_and_failed_deployments():
-    state = D.new_state()
-    before = [("response_time", 200.0, T0 + i * MIN) for i in range(60)]
-    after = [("response_time", 300.0, T0 + 60 * MIN + i * MIN) for i in range(60)]
-    assert apply(state, "app_metric_batch", batch(1, before)) == []
-    out = apply(state, "app_metric_batch", batch(2, after))
-    assert [(kind, key, r["type"], r["severity"], r["description"]) for kind, key, r in out] == [
-        ("app_insight", b"acct/app_1", "performance", "high",
-         "Average response time increased by 50% in the last hour (200 ms to 300 ms)")]
+def test_minutes_close_in_data_time_late_points_are_counted_and_series_capped():
+    minutes = W.new_minutes()
+    assert W.accumulate(minutes, [("a", 1.0, T0), ("a", 3.0, T0 + 59_999), ("b", 5.0, T0)]) == []
+    assert W.accumulate(minutes, [("a", 10.0, T0 + MIN), ("a", 7.0, T0 + 30_000)]) == [("a", T0, 11 / 3)]
+    assert W.accumulate(minutes, [("a", 1.0, T0 + 1)]) == [] and minutes["late"] == 1
+    W.accumulate(minutes, [(f"m{i}", 1.0, T0) for i in range(W.MAX_SERIES + 5)])
+    assert len(minutes["acc"]) == W.MAX_SERIES and minutes["dropped"] == 7
 
-    dep = {"tenant": "acct", "id": "deploy_1", "application_id": "app_1", "version": "v2", "description": None,
-           "changes": "[]", "rollback_on_error": True, "health_check_url": None, "health_url": None,
-           "status": "pending", "reason": None, "started_at": T0 + 120 * MIN, "completed_at": None, "revision": 0,
-           "probed": False, "probe_failure": None}
-    assert [k for k, _, _ in apply(state, "app_deployment", dep)] == ["app_deployment"]
-    slow = [("response_time", 600.0, T0 + 120 * MIN + i * MIN) for i in range(6)]
-    out = apply(state, "app_metric_batch", batch(3, slow))
-    decided = [r for k, _, r in out if k == "app_deployment"]
-    insight = [r for k, _, r in out if k == "app_insight" and r["type"] == "deployment"]
-    assert [(d["status"], d["reason"]) for d in decided] == [
-        ("rolled_back", "response time rose from 300 ms to 600 ms; rolled back (rollback_on_error)")]
-    assert [(i["id"], i["severity"], i["title"], i["description"], i["timestamp"]) for i in insight] == [
-        (I.insight_id("acct", "app_1", "deployment", "deploy_1"), "high", "Deployment v2 rolled back",
-         decided[0]["reason"], T0 + 125 * MIN)]
+
+def test_a_minute_fed_twice_is_skipped():
+    series = W.new_series()
+    W.observe(series, "a", T0, 1.0)
+    before = json.dumps(series)
+    assert W.observe(series, "a", T0, 5.0) == [] and json.dumps(series) == before
+
+
+def _episode(**kw) -> W.Episode:
+    base = dict(series="error_rate", status="open", started_at=T0 + 12 * 60 * MIN + 3 * MIN, ended_at=None,
+                at=T0 + 12 * 60 * MIN + 5 * MIN, observed=0.081, expected=0.01, low=0.004, high=0.016, score=0.9912,
+                severity="high", others=(("response_time", T0 + 12 * 60 * MIN + 4 * MIN),), now_expected=0.012)
+    return W.Episode(**{**base, **kw})
+
+
+def test_an_insight_says_what_was_seen_the_band_since_when_how_unusual_and_the_likely_cause():
+    context = {"changes": [["deployment v1.9", T0 + 11 * 60 * MIN], ["deployment v2.0", T0 + 12 * 60 * MIN]]}
+    record = I.anomaly_insight("acct", "application", "app_1", _episode(), context)
+    assert {k: record[k] for k in ("type", "severity", "title", "description", "status", "metric", "timestamp",
+                                   "version", "application_id", "agent_id", "cause")} == {
+        "type": "reliability", "severity": "high", "title": "Error rate unusually high",
+        "description": "error_rate averaged 8.1% a minute at 12:05 UTC, above its expected 0.4% to 1.6% "
+                       "(anomaly score 0.99); unusual since 12:03 UTC. Likely cause: deployment v2.0 at 12:00 UTC, "
+                       "3 min before it started; unusual at the same time: response_time (since 12:04 UTC)",
+        "status": "open", "metric": "error_rate", "timestamp": T0 + 723 * MIN, "version": T0 + 725 * MIN,
+        "application_id": "app_1", "agent_id": None,
+        "cause": "deployment v2.0 at 12:00 UTC, 3 min before it started; unusual at the same time: "
+                 "response_time (since 12:04 UTC)"}
+    assert record["id"] == I.insight_id("acct", "app_1", "anomaly/error_rate", str(T0 + 723 * MIN))
+    resolved = I.anomaly_insight("acct", "application", "app_1",
+                                 _episode(status="resolved", ended_at=T0 + 740 * MIN, at=T0 + 744 * MIN, others=()),
+                                 {"changes": [["deployment v1.9", T0 + 11 * 60 * MIN]]})  # 63 min before: not it
+    assert (resolved["id"], resolved["title"], resolved["description"], resolved["cause"]) == (
+        record["id"], "Error rate back to normal",
+        "error_rate was unusually high from 12:03 UTC to 12:20 UTC (17 min): at worst 8.1% a minute against an "
+        "expected 0.4% to 1.6% (anomaly score 0.99)", None)
+
+
+def test_an_agent_vital_is_an_anomaly_insight_of_the_agent():
+    ep = _episode(series="tokenConsumption", observed=52_000.0, expected=1_000.0, low=400.0, high=1_600.0,
+                  others=())
+    record = I.anomaly_insight("acct", "agent", "bot-1", ep, {"changes": [["event model_switch", T0 + 722 * MIN]]})
+    assert (record["type"], record["title"], record["application_id"], record["agent_id"], record["cause"]) == (
+        "anomaly", "tokenConsumption unusually high", "", "bot-1", "event model_switch at 12:02 UTC, 1 min before it started")
+
+
+def _batch(tenant, app_id, n, points):
+    record = {"tenant": tenant, "application_id": app_id, "id": n, "received_at": 0,
+              "points": [{"metric": m, "value": v, "timestamp": t} for m, v, t in points]}
+    return codec.encode("app_metric_batch", record)
+
+
+def test_the_worker_step_derives_each_version_once_even_when_records_are_read_again():
+    key, topic = b"acct/app_1", "p.app.metrics"
+    values = noise(3)
+    values[2 * DAY] = 130.0
+    per = 3  # minutes a batch: the open and the resolved versions in different batches
+    records = [(key, _batch("acct", "app_1", i, [("response_time", v, T0 + (i * per + j) * MIN)
+                                                  for j, v in enumerate(values[i * per:(i + 1) * per])]),
+                (topic, 0, i)) for i in range(len(values) // per)]
+    watch, detectors = {}, {}
+    found = []
+    for r in records:
+        w, d, out = anomalies.step("application", watch.get, detectors.get, [r])
+        watch.update(w)
+        detectors.update(d)
+        found += [rec for _, rec in out.values()]
+    assert [(f["status"], f["started_at"], f["observed"]) for f in found] == [
+        ("open", T0 + 2 * DAY * MIN, 130.0), ("resolved", T0 + 2 * DAY * MIN, 130.0)]
+    # read again after a crash: nothing applied twice, nothing derived again
+    again = anomalies.step("application", watch.get, detectors.get, records)
+    assert again == ({}, {}, {})
+    # a detector write that survived where the watch write did not: the minutes close again and are skipped
+    old_watch = {key: json.loads(json.dumps(w)) for key, w in anomalies.step(
+        "application", {}.get, {}.get, records[:900])[0].items()}
+    w, d, out = anomalies.step("application", old_watch.get, detectors.get, records[900:])
+    assert out == {} and d[key] is detectors[key]  # touched, not changed
+
+
+def test_series_that_become_unusual_together_name_each_other():
+    values = noise(3)
+    values[2 * DAY] = 130.0
+    minutes, series = W.new_minutes(), W.new_series()
+    points = [(m, v * (0.001 if m == "error_rate" else 1), T0 + i * MIN) for i, v in enumerate(values)
+              for m in ("response_time", "error_rate")][:2 * (2 * DAY + 2)]
+    eps = [ep for n, m, mean in W.accumulate(minutes, points) for ep in W.observe(series, n, m, mean)]
+    assert eps[0].others == ()  # worded at once, the first could not know of the second ...
+    eps = [W.refresh(series, ep) for ep in eps]  # ... so the worker words them once the batch is in
+    assert [(e.series, e.status, e.others) for e in eps] == [
+        ("response_time", "open", (("error_rate", T0 + 2 * DAY * MIN),)),
+        ("error_rate", "open", (("response_time", T0 + 2 * DAY * MIN),))]

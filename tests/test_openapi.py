@@ -9,7 +9,7 @@ DOCUMENTED = {
     ("get", "/api/agents/{agent_id}/vitals"), ("get", "/api/agents/{agent_id}/events"),
     ("get", "/api/agents/{agent_id}/ari"),
     ("get", "/api/agents/{agent_id}/metrics"), ("get", "/api/agents/{agent_id}/metric-names"),
-    ("get", "/api/agents/{agent_id}/predictions"),
+    ("get", "/api/agents/{agent_id}/predictions"), ("get", "/api/agents/{agent_id}/insights"),
     ("get", "/api/dashboard/agents"), ("get", "/api/health-thresholds"),
     ("post", "/v1/applications"), ("get", "/v1/applications"), ("get", "/v1/applications/{app_id}"),
     ("patch", "/v1/applications/{app_id}"), ("delete", "/v1/applications/{app_id}"),

@@ -1,6 +1,7 @@
 """The worker's per-application watch on the real broker and engine: deployments driven
 by data (the application's metrics after a deployment against before it, and its health
-check through the outbound guard), and the insights it raises from the same data."""
+check through the outbound guard), and the insight a failed one raises. Anomaly insights
+through the same worker: tests/test_anomaly_live.py."""
 import http.server
 import os
 import subprocess
@@ -173,24 +174,6 @@ def test_error_rate_regression_is_rolled_back_with_its_reason(world):
         ("deployment", "high", "Deployment v2 rolled back", d["reason"],
          "Review the deployment's changes and fix the cause before deploying it again")]
     assert insights[0]["timestamp"] == d["completed_at"]
-
-
-def test_a_slower_hour_raises_a_performance_insight(world):
-    api, _, _ = world
-    tenant = api.app.state.keys.book.authenticate(api.key).tenant
-    with api.client() as http:
-        app_id = http.post("/v1/applications", json={"name": "shop"}).json()["id"]
-        start = int(time.time() * 1000) - 120 * MIN
-        points = [("response_time", 200.0 if i < 60 else 280.0, start + i * MIN) for i in range(120)]
-        send_points(api, tenant, app_id, points, batch_id=start * 10)
-        insights = eventually(lambda: http.get(f"/v1/applications/{app_id}/insights").json()["insights"], 60)
-        assert [(i["type"], i["severity"], i["title"], i["description"]) for i in insights] == [
-            ("performance", "medium", "Response time increase detected",
-             "Average response time increased by 40% in the last hour (200 ms to 280 ms)")]
-        assert insights[0]["timestamp"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((start + 119 * MIN) // 1000))
-        assert http.get(f"/v1/applications/{app_id}/insights", params={"limit": 0}).json()["field"] == "limit"
-    with api.client(api.new_key()) as other:
-        assert other.get(f"/v1/applications/{app_id}/insights").status_code == 404
 
 
 def test_slow_deployment_without_rollback_fails(world):

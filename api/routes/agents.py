@@ -90,7 +90,7 @@ def _agent(r: dict) -> AgentOut:
 _EXISTS = "SELECT 1 AS found FROM agent_latest WHERE tenant = %(tenant)s AND agent_id = %(agent)s LIMIT 1"
 
 
-async def _require_agent(store, tenant: str, agent_id: str) -> None:
+async def require_agent(store, tenant: str, agent_id: str) -> None:
     if not await store.rows(_EXISTS, {"tenant": tenant, "agent": agent_id}):
         raise ApiError(404, "Agent not found", f"No agent {agent_id!r} for this API key")
 
@@ -103,7 +103,7 @@ async def list_agents(tenant: Tenant, store: StoreDep) -> AgentsList:
 
 @router.get("/api/agents/{agent_id}/vitals", response_model=VitalsList, responses=NOT_FOUND)
 async def agent_vitals(agent_id: str, tenant: Tenant, store: StoreDep, limit: Limit = 50) -> VitalsList:
-    await _require_agent(store, tenant, agent_id)
+    await require_agent(store, tenant, agent_id)
     rows = await store.rows(_VITALS, {"tenant": tenant, "agent": agent_id, "limit": limit})
     return VitalsList(vitals=[
         VitalRecord(
@@ -128,7 +128,7 @@ async def agent_events(agent_id: str, tenant: Tenant, store: StoreDep, limit: Li
     lo, hi = _range(start, end)
     rows = await store.rows(_EVENTS, {"tenant": tenant, "agent": agent_id, "limit": limit, "lo": lo, "hi": hi})
     if not rows:
-        await _require_agent(store, tenant, agent_id)
+        await require_agent(store, tenant, agent_id)
     return EventsList(events=[
         EventOut(id=r["id"], agent_id=r["agent_id"], event_type=r["event_type"], details=r["details"],
                  metadata=stored(r["metadata"]), recorded_at=iso_ms(r["recorded_ms"])) for r in rows
@@ -166,7 +166,7 @@ async def agent_metric_series(
     values, _ = await asyncio.gather(
         series.read(store, AGENT_VITALS_ROLLUPS[b.granularity][1], "agent_id",
                     {"tenant": tenant, "subject": agent_id, "metric": metric}, b, stat),
-        _require_agent(store, tenant, agent_id))
+        require_agent(store, tenant, agent_id))
     return AgentSeries(agent_id=agent_id, metric=metric, granularity=b.granularity,
                        data=[MetricValue(timestamp=iso_s(t), value=v) for t, v in values])
 
@@ -180,7 +180,7 @@ async def agent_metric_names(agent_id: str, tenant: Tenant, store: StoreDep,
     lo, hi = _range(start, end)
     rows, _ = await asyncio.gather(
         store.rows(_METRIC_NAMES, {"tenant": tenant, "agent": agent_id, "lo": lo // 1000, "hi": -(-hi // 1000)}),
-        _require_agent(store, tenant, agent_id))
+        require_agent(store, tenant, agent_id))
     seen = {r["metric"] for r in rows}
     return AgentMetricNames(agent_id=agent_id, metrics=[m for m in AGENT_METRICS if m in seen]
                             + sorted(seen - set(AGENT_METRICS)))

@@ -21,7 +21,7 @@ from ..auth import Tenant
 from ..deps import StoreDep
 from ..errors import invalid
 from ..models import ErrorOut
-from .agents import NOT_FOUND, _check_metric, _require_agent
+from .agents import NOT_FOUND, _check_metric, require_agent
 from .app_metrics import check_metric_name, series_sql
 from .applications import iso_s, require_application
 
@@ -111,5 +111,5 @@ async def agent_predictions(
     body, _ = await asyncio.gather(
         _predict(store, series.series_sql(rollup, "agent_id", "mean"),
                  {"tenant": tenant, "subject": agent_id}, metric, horizon),
-        _require_agent(store, tenant, agent_id))
+        require_agent(store, tenant, agent_id))
     return AgentPredictions(agent_id=agent_id, **body)

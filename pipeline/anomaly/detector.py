@@ -161,7 +161,8 @@ def update(state: dict, timestamp_s: float, value: float) -> Result:
         else:
             score, s["peak"] = alarm_score, ratio
             s["hold"] = max(1, int(SUPPRESS_S / max(s["dt"], 1.0)))
-    s["day_max"] = max(s["day_max"], distance)
+    if n >= MIN_POINTS:  # before, the long-run spread is still near 0 and any distance is huge
+        s["day_max"] = max(s["day_max"], distance)
     d = a - s["s_mean"]
     s["s_mean"] += A_LONG * d
     s["s_var"] = (1 - A_LONG) * (s["s_var"] + A_LONG * d * d)

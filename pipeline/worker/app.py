@@ -1,6 +1,7 @@
 """The Faust worker: ARI per agent, with its state in a changelogged table; beside it,
-per application the deployment watch and insights (deployments.py), alert evaluation for
-applications and agents (alerts.py) and the /v1 quota sums (quota.py).
+per application the deployment watch (deployments.py), the anomaly watch and its
+insights for applications and agents (anomalies.py), alert evaluation for applications
+and agents (alerts.py) and the /v1 quota sums (quota.py).
 
 One agent consumes the vitals and events topics (co-partitioned: same key, same
 partition count, same murmur2 partitioner), runs the drift engine (pipeline/ari) and
@@ -31,7 +32,7 @@ from ..alerts.rulebook import RuleBook
 from ..ari.engine import new_state, step_event, step_vital
 from ..topics import (ALERT_RULES, AGENT_EVENTS, AGENT_VITALS, APP_METRICS, ARI_INTERVENTIONS, ARI_STATUS,
                       WORKER_STATE_TABLE, TopicSpec, ensure_topics, table_changelog)
-from . import alerts, deployments, quota
+from . import alerts, anomalies, deployments, quota
 from .failstop import fail_stop
 from .offsets import applied, applied_before_offsets, mark
 from .outlet import Outlet
@@ -84,7 +85,7 @@ def create_app(settings: Settings, bootstrap: str, rules: RuleBook) -> faust.App
 
     quota.register(app, settings)  # /v1 quota: usage sums per key and hour
     app.sophra_tables = {WORKER_STATE_TABLE: agents, deployments.TABLE: deployments.register(app, settings, raw),
-                         **alerts.register(app, settings, raw, rules)}
+                         **alerts.register(app, settings, raw, rules), **anomalies.register(app, settings, raw)}
     return app
 
 
@@ -137,7 +138,8 @@ def changelogs(worker_id: str) -> list[TopicSpec]:
     first start the producer may not yet know a topic Faust has only just created, and the
     first state write fails (it did, in a fault run, for app_state)."""
     return [table_changelog(worker_id, WORKER_STATE_TABLE, AGENT_VITALS.partitions),
-            table_changelog(worker_id, deployments.TABLE, APP_METRICS.partitions), *alerts.changelogs(worker_id)]
+            table_changelog(worker_id, deployments.TABLE, APP_METRICS.partitions), *alerts.changelogs(worker_id),
+            *anomalies.changelogs(worker_id)]
 
 
 def run(settings: Settings, bootstrap: str, loglevel: str = "warn") -> None:

@@ -1,6 +1,7 @@
-"""The worker's per-application watch: each application's metrics and deployments
-(co-partitioned by application) move deployments along (rules: pipeline/deployments.py)
-and raise insights (pipeline/insights.py) from the same state.
+"""The worker's per-application deployment watch: each application's metrics and
+deployments (co-partitioned by application) move deployments along (rules:
+pipeline/deployments.py); a failed or rolled back one raises an insight
+(pipeline/insights.py). Anomaly insights come from anomalies.py.
 
 Like ARI, per batch: derive, produce the new revisions and wait for Kafka, then write the
 per-application state; records already applied are skipped by their Kafka offset
@@ -28,7 +29,7 @@ from .. import insights as I
 from ..outbound import Outbound, OutboundBlocked, OutboundFailed
 from ..topics import APP_DEPLOYMENTS, APP_INSIGHTS, APP_METRICS
 from .failstop import fail_stop
-from .offsets import applied, mark
+from .offsets import applied, applied_before_offsets, mark
 from .outlet import Outlet
 
 TABLE = "app_state"
@@ -111,6 +112,8 @@ def register(app: faust.App, settings, raw: dict) -> faust.Table:
             except codec.DecodeError as exc:
                 log.warning("skipping undecodable record: %s", exc)
                 continue
+            if applied_before_offsets(state, *source[:2], kind, record):
+                continue  # held by a state saved before offsets were kept (upgrade)
             state = state or D.new_state()
             outputs += apply(state, kind, record)
             mark(state, *source)
@@ -156,11 +159,6 @@ def apply(state: dict, kind: str, record: dict) -> list[tuple[str, bytes, dict]]
             out.append(("app_deployment", key, started))
     elif kind == "app_metric_batch":
         D.add_points(state, record["points"])
-        newest = D.newest(state)
-        if newest is not None:
-            found = I.detect(state["minutes"], newest)
-            out += [("app_insight", key, r) for r in I.raise_insights(state, tenant, record["application_id"],
-                                                                      found, newest)]
     for dep_id, dep in list(state["open"].items()):
         if dep_id not in probing and D.due(state, dep["started_at"]):
             healthy, reasons, measured = D.verdict(state, dep["started_at"], None)
