@@ -47,6 +47,7 @@ from confluent_kafka.admin import AdminClient  # noqa: E402
 from pipeline.producer import producer_config  # noqa: E402
 from pipeline.topics import (AGENT_EVENTS, AGENT_VITALS, ARI_INTERVENTIONS, ARI_STATUS, TopicSpec,  # noqa: E402
                              ensure_topics)
+from pipeline.worker.anomalies import Delivered  # noqa: E402
 from pipeline.worker.app import BATCH, apply_batch  # noqa: E402
 from schemas import codec  # noqa: E402
 from sophra.processes import spawn, terminate  # noqa: E402
@@ -345,6 +346,7 @@ def run_plain(bootstrap: str, prefix: str, out_prefix: str, last_id: dict[bytes,
             errors.append(err)
 
     states: dict[bytes, dict] = {}
+    detectors = Delivered()  # the anomaly watch's, saved when due (pipeline/worker/anomalies.py)
     consumer.subscribe(sources)
     t_first_msg = cpu0 = None
     first_batch = 0
@@ -363,9 +365,12 @@ def run_plain(bootstrap: str, prefix: str, out_prefix: str, last_id: dict[bytes,
                     raise BenchError(f"plain consumer: {msg.error()}")
                 batch_end[(msg.topic(), msg.partition())] = msg.offset() + 1
             # the worker's own batch step, with the state in a dict instead of a Faust table
-            step = apply_batch(states.get, ((m.key(), m.value(), (m.topic(), m.partition(), m.offset())) for m in msgs))
+            step = apply_batch(states.get, ((m.key(), m.value(), (m.topic(), m.partition(), m.offset())) for m in msgs),
+                               detectors)
             touched, outputs = step.states, step.outputs
             states.update(touched)
+            detectors.save(step.detectors)  # delivered by this batch's flush
+            # (these histories are too short for insights: the detector speaks after a day of data)
             for key, kind, record in outputs.values():
                 _produce(producer, status_topic if kind == "ari_status" else iv_topic, key,
                          codec.encode(kind, record), on_delivery, deadline)
@@ -378,6 +383,9 @@ def run_plain(bootstrap: str, prefix: str, out_prefix: str, last_id: dict[bytes,
                 # its state records are delivered too, i.e. after the next batch's flush
                 for key in touched:
                     _produce(producer, changelog_topic, key, json.dumps(states[key]).encode(), on_delivery, deadline)
+                for key, d in step.detectors.items():
+                    _produce(producer, changelog_topic, b"detectors/" + key, json.dumps(d).encode(), on_delivery,
+                             deadline)
                 if pending_commit:
                     consumer.commit(offsets=pending_commit, asynchronous=True)
                 pending_commit = offsets

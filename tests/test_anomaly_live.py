@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka import Consumer
 
 from pipeline.topics import AGENT_EVENTS, AGENT_VITALS, APP_DEPLOYMENTS
-from pipeline.worker.anomalies import step
+from pipeline.worker.anomalies import Delivered, step
 from schemas import codec
 
 from .conftest import eventually
@@ -25,15 +25,11 @@ DAY = 1440
 def expected(scope: str, batches: list[list]) -> dict:
     """insight id -> its last record, as the worker's own step derives it from these
     batches of (key, kind, record)s."""
-    watch, detectors, out, offsets = {}, {}, {}, {}
+    watch, detectors, out = {}, Delivered(), {}
     for batch in batches:
-        records = []
-        for key, kind, record in batch:
-            offsets[kind] = offsets.get(kind, -1) + 1
-            records.append((key, codec.encode(kind, record), (kind, 0, offsets[kind])))
-        w, d, found = step(scope, watch.get, detectors.get, records)
+        w, d, found = step(scope, watch.get, detectors.get, batch, detectors.confirmed, detectors.saving)
         watch.update(w)
-        detectors.update(d)
+        detectors.save(d)
         out.update({rec["id"]: rec for _, rec in found.values()})
     return out
 

@@ -1,7 +1,7 @@
 """Anomaly insights on made-up series with known answers: the watch (pipeline/anomaly/watch.py)
 that feeds per-minute means to the detector and keeps episodes, their wording
 (pipeline/insights.py), and the worker's step over encoded records
-(pipeline/worker/anomalies.py). Through the real worker: tests/test_v1_deployments.py."""
+(pipeline/worker/anomalies.py, inside ARI's batch step). Through the real worker: tests/test_v1_deployments.py."""
 import json
 import math
 import random
@@ -9,6 +9,7 @@ import random
 from pipeline import insights as I
 from pipeline.anomaly import watch as W
 from pipeline.worker import anomalies
+from pipeline.worker.app import apply_batch
 from schemas import codec
 
 MIN = 60_000
@@ -137,48 +138,61 @@ def test_an_agent_vital_is_an_anomaly_insight_of_the_agent():
         "anomaly", "tokenConsumption unusually high", "", "bot-1", "event model_switch at 12:02 UTC, 1 min before it started")
 
 
-def _batch(tenant, app_id, n, points):
-    record = {"tenant": tenant, "application_id": app_id, "id": n, "received_at": 0,
-              "points": [{"metric": m, "value": v, "timestamp": t} for m, v, t in points]}
-    return codec.encode("app_metric_batch", record)
+def _vitals(values: list[float], per: int = 1) -> list[tuple]:
+    """The agent's vitals, one a minute with these token counts, as ARI's batch step reads
+    them: (key, value, (topic, partition, offset)), `per` records a batch."""
+    def vital(i, tokens):
+        return codec.encode("agent_vital", {
+            "tenant": "acct", "id": i + 1, "agent_id": "bot", "agent_name": None, "token_consumption": int(tokens),
+            "token_limit": 100_000, "hallucination_rate": 0.0, "loop_frequency": 0, "directive_conflicts": 0,
+            "overall_health": "green", "metadata": "{}", "recorded_at": T0 + i * MIN + 5_000})
+    records = [(b"acct/bot", vital(i, v), ("p.agent.vitals", 0, i)) for i, v in enumerate(values)]
+    return [records[i:i + per] for i in range(0, len(records), per)]
+
+
+def _run(batches, states, detectors, found, saved=None):
+    """ARI's batch step with the anomaly watch, batch after batch, as the worker runs it;
+    `saved` (states, detectors) gets JSON copies of what the worker writes to its changelogs."""
+    for batch in batches:
+        step = apply_batch(states.get, batch, detectors)
+        detectors.save(step.detectors)
+        states.update(step.states)
+        if saved is not None:
+            saved[0].update({k: json.loads(json.dumps(v)) for k, v in step.states.items()})
+            saved[1].update({k: json.loads(json.dumps(v)) for k, v in step.detectors.items()})
+        found.update({rec["id"] + "@" + str(rec["version"]): rec for _, rec in step.insights.values()})
+
+
+def _tokens() -> list[float]:
+    values = noise(3, level=1000, sd=30, seed=9)
+    values[2 * DAY + 7:2 * DAY + 10] = [9000.0] * 3
+    return values
 
 
 def test_the_worker_step_derives_each_version_once_even_when_records_are_read_again():
-    key, topic = b"acct/app_1", "p.app.metrics"
-    values = noise(3)
-    values[2 * DAY] = 130.0
-    per = 3  # minutes a batch: the open and the resolved versions in different batches
-    records = [(key, _batch("acct", "app_1", i, [("response_time", v, T0 + (i * per + j) * MIN)
-                                                  for j, v in enumerate(values[i * per:(i + 1) * per])]),
-                (topic, 0, i)) for i in range(len(values) // per)]
-    watch, detectors = {}, {}
-    found = []
-    for r in records:
-        w, d, out = anomalies.step("application", watch.get, detectors.get, [r])
-        watch.update(w)
-        detectors.update(d)
-        found += [rec for _, rec in out.values()]
-    assert [(f["status"], f["started_at"], f["observed"]) for f in found] == [
-        ("open", T0 + 2 * DAY * MIN, 130.0), ("resolved", T0 + 2 * DAY * MIN, 130.0)]
+    batches = _vitals(_tokens(), per=3)  # the open and the resolved versions in different batches
+    states, detectors, found = {}, anomalies.Delivered(), {}
+    _run(batches, states, detectors, found)
+    assert [(f["metric"], f["status"], f["started_at"], f["observed"], f["agent_id"]) for f in found.values()] == [
+        ("tokenConsumption", "open", T0 + (2 * DAY + 7) * MIN, 9000.0, "bot"),
+        ("tokenConsumption", "resolved", T0 + (2 * DAY + 7) * MIN, 9000.0, "bot")]
     # read again after a crash: nothing applied twice, nothing derived again
-    again = anomalies.step("application", watch.get, detectors.get, records)
-    assert again == ({}, {}, {})
-    # a detector write that survived where the watch write did not: the minutes close again and are skipped
-    old_watch = {key: json.loads(json.dumps(w)) for key, w in anomalies.step(
-        "application", {}.get, {}.get, records[:900])[0].items()}
-    w, d, out = anomalies.step("application", old_watch.get, detectors.get, records[900:])
-    assert out == {} and d[key] is detectors[key]  # touched, not changed
+    again = apply_batch(states.get, [r for b in batches for r in b], detectors)
+    assert (again.states, again.detectors, again.insights) == ({}, {}, {})
 
 
-def test_series_that_become_unusual_together_name_each_other():
-    values = noise(3)
-    values[2 * DAY] = 130.0
-    minutes, series = W.new_minutes(), W.new_series()
-    points = [(m, v * (0.001 if m == "error_rate" else 1), T0 + i * MIN) for i, v in enumerate(values)
-              for m in ("response_time", "error_rate")][:2 * (2 * DAY + 2)]
-    eps = [ep for n, m, mean in W.accumulate(minutes, points) for ep in W.observe(series, n, m, mean)]
-    assert eps[0].others == ()  # worded at once, the first could not know of the second ...
-    eps = [W.refresh(series, ep) for ep in eps]  # ... so the worker words them once the batch is in
-    assert [(e.series, e.status, e.others) for e in eps] == [
-        ("response_time", "open", (("error_rate", T0 + 2 * DAY * MIN),)),
-        ("error_rate", "open", (("response_time", T0 + 2 * DAY * MIN),))]
+def test_a_crash_between_detector_saves_loses_nothing_and_changes_nothing():
+    """Detectors are saved every SAVE_AFTER minutes, the state with its watch every batch: a
+    worker that restarts from what was saved ends exactly where an uninterrupted one does."""
+    batches = _vitals(_tokens())
+    whole, states, detectors = {}, {}, anomalies.Delivered()
+    _run(batches, states, detectors, whole)
+    crash_at = 2 * DAY + 12  # the episode is open, and the saved detectors have not seen it begin
+    saved, found = ({}, {}), {}
+    _run(batches[:crash_at], {}, anomalies.Delivered(), found, saved)
+    pending = saved[0][b"acct/bot"][anomalies.WATCH]["pending"]["tokenConsumption"]
+    assert (len(pending), pending[0][0]) == (10, T0 + (2 * DAY + 1) * MIN)
+    assert saved[1][b"acct/bot"]["tokenConsumption"]["ep"] is None
+    _run(batches[crash_at:], saved[0], anomalies.Delivered(saved[1]), found)  # restarted on the saved states only
+    assert found == whole and len(whole) == 2
+    assert json.dumps(saved[1][b"acct/bot"], sort_keys=True) == json.dumps(detectors[b"acct/bot"], sort_keys=True)

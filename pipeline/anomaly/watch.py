@@ -93,6 +93,12 @@ def _outside(way: str, x: float, r: detector.Result) -> bool:
     return (x > r.expected_high and way != "down") or (x < r.expected_low and way != "up")
 
 
+def fed_up_to(series: dict, name: str) -> int:
+    """The last minute fed to the series' detector (-1: none)."""
+    s = series.get(name)
+    return -1 if s is None else s["fed"]
+
+
 def observe(series: dict, name: str, minute: int, mean: float) -> list[Episode]:
     """Feed one closed minute of one series; the episode changes it made."""
     s = series.get(name)

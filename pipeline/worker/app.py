@@ -30,7 +30,7 @@ from sophra.settings import Settings
 
 from ..alerts.rulebook import RuleBook
 from ..ari.engine import new_state, step_event, step_vital
-from ..topics import (ALERT_RULES, AGENT_EVENTS, AGENT_VITALS, APP_METRICS, ARI_INTERVENTIONS, ARI_STATUS,
+from ..topics import (ALERT_RULES, AGENT_EVENTS, AGENT_VITALS, APP_INSIGHTS, APP_METRICS, ARI_INTERVENTIONS, ARI_STATUS,
                       WORKER_STATE_TABLE, TopicSpec, ensure_topics, table_changelog)
 from . import alerts, anomalies, deployments, quota
 from .failstop import fail_stop
@@ -68,24 +68,28 @@ def create_app(settings: Settings, bootstrap: str, rules: RuleBook) -> faust.App
     # from the key (murmur2, like every producer here), not from the batch's last event.
     # key_type=bytes keeps keys raw (so they hash as the producers' do); values are JSON.
     agents = app.Table(WORKER_STATE_TABLE, partitions=AGENT_VITALS.partitions, key_type=bytes, use_partitioner=True)
+    detectors = anomalies.Detectors(app, "agent")  # the anomaly watch runs in this step (anomalies.py)
+    insights = Outlet(app, settings, APP_INSIGHTS, raw)
 
     @app.agent(source)
     async def ari(stream):
         async for batch in stream.take_events(BATCH, within=BATCH_WITHIN_S):
-            with fail_stop("ARI"):
+            with fail_stop("ARI and agent anomalies"):
                 step = apply_batch(agents.get, ((e.key, e.value, (e.message.topic, e.message.partition,
-                                                                e.message.offset)) for e in batch))
+                                                                e.message.offset)) for e in batch), detectors)
                 pending = [await outlets[kind].send(key, kind, record) for key, kind, record in step.outputs.values()]
+                pending += [await insights.send(key, "app_insight", record) for key, record in step.insights.values()]
                 pending += [await sources[topic].dead_letter(key, value, reason, f"{topic}/{partition}/{offset}")
                             for key, value, (topic, partition, offset), reason in step.dead]
                 if pending:
                     await asyncio.gather(*pending)
+                detectors.save(step.detectors)
                 for key, state in step.states.items():
                     agents[key] = state
 
     quota.register(app, settings)  # /v1 quota: usage sums per key and hour
-    app.sophra_tables = {WORKER_STATE_TABLE: agents, deployments.TABLE: deployments.register(app, settings, raw),
-                         **alerts.register(app, settings, raw, rules), **anomalies.register(app, settings, raw)}
+    app.sophra_tables = {WORKER_STATE_TABLE: agents, anomalies.table_name("agent"): detectors.table,
+                         **deployments.register(app, settings, raw), **alerts.register(app, settings, raw, rules)}
     return app
 
 
@@ -94,13 +98,18 @@ class Step:
     states: dict = field(default_factory=dict)    # key -> new state
     outputs: dict = field(default_factory=dict)   # (what, id) -> (key, kind, record), the last of each
     dead: list = field(default_factory=list)      # (key, value, source, reason) of records that raised
+    detectors: dict = field(default_factory=dict)  # key -> anomaly detectors to save (Detectors.save)
+    insights: dict = field(default_factory=dict)   # insight id -> (key, record), the last version of each
 
 
-def apply_batch(lookup, records) -> Step:
+def apply_batch(lookup, records, detectors=None) -> Step:
     """Run the engine over a batch of (key, value, (topic, partition, offset)) records,
-    starting from `lookup(key)`'s state. Also the plain-consumer benchmark's work, so
-    both measure the same thing."""
+    starting from `lookup(key)`'s state, and, given the agents' anomaly detectors
+    (anomalies.Detectors or .Delivered), the anomaly watch over the same records (its
+    watch in the state's anomalies.WATCH). Also the plain-consumer benchmark's work, so both measure the same
+    thing."""
     step = Step()
+    watched = []  # (key, kind, record) applied here, for the anomaly watch
     for key, value, source in records:
         before = step.states.get(key) or lookup(key)
         if applied(before, *source):
@@ -112,8 +121,9 @@ def apply_batch(lookup, records) -> Step:
             continue
         if applied_before_offsets(before, source[0], source[1], kind, record):
             continue  # held by a state saved before offsets were kept (upgrade)
+        watched.append((key, kind, record))
         # the engine steps a copy: a record that raises half-way leaves the state as it was
-        state = json.loads(json.dumps(before)) if before else new_state()
+        state = _copy(before)
         try:
             if kind == "agent_vital":
                 state, versions, status = step_vital(state, record)
@@ -126,10 +136,29 @@ def apply_batch(lookup, records) -> Step:
         except Exception as exc:  # a state no rule expected: this record can't be applied, the others can
             log.exception("ARI step failed for %r", key)
             step.dead.append((key, value, source, f"ARI step failed: {type(exc).__name__}: {exc}"))
-            state = json.loads(json.dumps(before)) if before else new_state()
+            state = _copy(before)
         mark(state, *source)
         step.states[key] = state
+    if detectors is not None and watched:
+        # every watched key has its state copy in step.states: the watch is stepped in it
+        watches, step.detectors, step.insights = anomalies.step(
+            "agent", lambda key: step.states[key].get(anomalies.WATCH), detectors.get, watched, detectors.confirmed,
+            detectors.saving)
+        for key, w in watches.items():
+            step.states[key][anomalies.WATCH] = w
     return step
+
+
+def _copy(state: dict | None) -> dict:
+    """A deep copy of an agent's state for the engine to step, or a new one. The anomaly
+    watch is not the engine's and is stepped once per batch, so it is shared, not copied."""
+    if not state:
+        return new_state()
+    watch = state.get(anomalies.WATCH)
+    copy = json.loads(json.dumps({k: v for k, v in state.items() if k != anomalies.WATCH}))
+    if watch is not None:
+        copy[anomalies.WATCH] = watch
+    return copy
 
 
 def changelogs(worker_id: str) -> list[TopicSpec]:

@@ -1,7 +1,8 @@
 """The worker's per-application deployment watch: each application's metrics and
 deployments (co-partitioned by application) move deployments along (rules:
 pipeline/deployments.py); a failed or rolled back one raises an insight
-(pipeline/insights.py). Anomaly insights come from anomalies.py.
+(pipeline/insights.py). The same step runs the applications' anomaly watch
+(anomalies.py), its watch kept in the same state.
 
 Like ARI, per batch: derive, produce the new revisions and wait for Kafka, then write the
 per-application state; records already applied are skipped by their Kafka offset
@@ -28,6 +29,7 @@ from .. import deployments as D
 from .. import insights as I
 from ..outbound import Outbound, OutboundBlocked, OutboundFailed
 from ..topics import APP_DEPLOYMENTS, APP_INSIGHTS, APP_METRICS
+from . import anomalies
 from .failstop import fail_stop
 from .offsets import applied, applied_before_offsets, mark
 from .outlet import Outlet
@@ -82,19 +84,20 @@ class Probes:
             self.seen(key, dep["id"])
 
 
-def register(app: faust.App, settings, raw: dict) -> faust.Table:
+def register(app: faust.App, settings, raw: dict) -> dict[str, faust.Table]:
     source = app.topic(settings.topic(APP_METRICS.name), settings.topic(APP_DEPLOYMENTS.name),
                        partitions=APP_METRICS.partitions, **raw)
     outlets = {"app_deployment": Outlet(app, settings, APP_DEPLOYMENTS, raw),
                "app_insight": Outlet(app, settings, APP_INSIGHTS, raw)}
     apps = app.Table(TABLE, partitions=APP_METRICS.partitions, key_type=bytes, use_partitioner=True)
+    detectors = anomalies.Detectors(app, "application")  # the anomaly watch runs in this step (anomalies.py)
     probes = Probes(Outbound.from_settings(settings), outlets["app_deployment"].topic)
 
     @app.agent(source)
     async def watch_deployments(stream):
         try:
             async for batch in stream.take_events(500, within=0.05):
-                with fail_stop("deployments and insights"):
+                with fail_stop("deployments and application anomalies"):
                     await _step(batch)
         finally:  # the worker stops: close the guard's session (made again if the agent restarts)
             await probes.outbound.close()
@@ -102,6 +105,7 @@ def register(app: faust.App, settings, raw: dict) -> faust.Table:
     async def _step(batch) -> None:
         states: dict[bytes, dict] = {}
         outputs: list[tuple[str, bytes, dict]] = []
+        watched = []  # (key, kind, record) applied here, for the anomaly watch
         for event in batch:
             source = event.message.topic, event.message.partition, event.message.offset
             state = states.get(event.key) or apps.get(event.key)
@@ -118,11 +122,18 @@ def register(app: faust.App, settings, raw: dict) -> faust.Table:
             outputs += apply(state, kind, record)
             mark(state, *source)
             states[event.key] = state
+            watched.append((event.key, kind, record))
             if kind == "app_deployment" and record["probed"]:
                 probes.seen(event.key, record["id"])
+        watches, due, insights = anomalies.step("application", lambda key: states[key].get(anomalies.WATCH),
+                                                detectors.get, watched, detectors.confirmed, detectors.saving)
+        for key, w in watches.items():
+            states[key][anomalies.WATCH] = w
+        outputs += [("app_insight", key, rec) for key, rec in insights.values()]
         pending = [await outlets[kind].send(key, kind, rec) for kind, key, rec in outputs]
         if pending:
             await asyncio.gather(*pending)
+        detectors.save(due)
         for key, state in states.items():
             apps[key] = state
         # after the state write, so a result can't be consumed before its "probing"
@@ -135,7 +146,7 @@ def register(app: faust.App, settings, raw: dict) -> faust.Table:
         for key, state in list(apps.items()):
             probes.start(key, state)
 
-    return apps
+    return {TABLE: apps, anomalies.table_name("application"): detectors.table}
 
 
 def apply(state: dict, kind: str, record: dict) -> list[tuple[str, bytes, dict]]:
