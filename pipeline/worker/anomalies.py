@@ -22,7 +22,6 @@ and minutes fed twice are skipped by their `fed` mark. Per batch, as everywhere 
 worker: derive; produce the insights and the host's outputs and wait for Kafka; only then
 write the host states.
 """
-import logging
 
 import faust
 
@@ -31,7 +30,6 @@ from ..alerts.evaluate import vital_points
 from ..anomaly import watch as W
 from ..topics import AGENT_EVENTS, AGENT_VITALS, APP_DEPLOYMENTS, APP_METRICS, TopicSpec, table_changelog
 
-log = logging.getLogger("sophra.worker.anomalies")
 
 WATCH = "anomaly_watch"  # the key of a subject's watch in its host state
 CHANGES_KEPT = 5  # the latest deployments / events per subject, for likely causes
