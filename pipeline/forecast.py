@@ -77,52 +77,48 @@ def _naive(y: np.ndarray, steps: int) -> Forecast:
     return Forecast(mean, np.minimum(mean + bands[:, 0], mean), np.maximum(mean + bands[:, 1], mean), "naive")
 
 
-def _profile(Y: np.ndarray, season: int, k: int, m: int, agg: str) -> tuple[np.ndarray, np.ndarray]:
+def _profile(Y: np.ndarray, season: int, k: int, agg: str) -> tuple[np.ndarray, np.ndarray]:
     """(profile, seasons averaged) at every index τ of Y: the median or mean of
-    Y[τ - j·season] for j = m .. m + k - 1 that exist (NaN where none does)."""
+    Y[τ - j·season] for j = 1 .. k that exist (NaN where none does). The profile the
+    lead-h forecast reads, seasons m = ceil(h / season) .. m + k - 1 back, is this one
+    at τ - (m - 1)·season."""
     L = len(Y)
     out, count = np.full(L, np.nan), np.zeros(L)
-    lo = m * season
-    if lo >= L:
+    if season >= L:
         return out, count
-    stack = np.full((k, L - lo), np.nan)
-    for i, j in enumerate(range(m, m + k)):
+    stack = np.full((k, L - season), np.nan)
+    for j in range(1, k + 1):
         if j * season < L:
-            stack[i, (j - m) * season:] = Y[:L - j * season]
+            stack[j - 1, (j - 1) * season:] = Y[:L - j * season]
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # all-NaN columns: the future beyond the history
-        out[lo:] = np.nanmedian(stack, axis=0) if agg == "median" else np.nanmean(stack, axis=0)
-    count[lo:] = np.isfinite(stack).sum(axis=0)
+        warnings.simplefilter("ignore")  # all-NaN columns: beyond the history
+        out[season:] = np.nanmedian(stack, axis=0) if agg == "median" else np.nanmean(stack, axis=0)
+    count[season:] = np.isfinite(stack).sum(axis=0)
     return out, count
 
 
 def _candidate(y: np.ndarray, season: int, k: int, agg: str, steps: int, correct: bool = True) -> _Candidate:
     """A profile's forecast from every origin (errors) and from the end (mean)."""
     n = len(y)
+    p, c = _profile(np.concatenate([y, np.full(season, np.nan)]), season, k, agg)
     Y = np.concatenate([y, np.full(steps, np.nan)])
     leads = np.arange(1, steps + 1)
-    ms = -(-leads // season)  # the lead-h forecast reads the seasons from ceil(h / season) back
+    back = (-(-leads // season) - 1) * season  # (m - 1)·season for the lead's m = ceil(h / season)
     target = np.arange(n)[:, None] + leads[None, :]
-    base, count = np.empty((n, steps)), np.empty((n, steps))
-    resid = np.full((n, steps), np.nan)  # y_t minus the profile lead h reads, at t (seasons from m back)
-    for m in np.unique(ms):
-        p, c = _profile(Y, season, k, int(m), agg)
-        cols = ms == m
-        base[:, cols], count[:, cols] = p[target[:, cols]], c[target[:, cols]]
-        resid[:, cols] = (y - p[:n])[:, None]
+    base, count = p[target - back], c[target - back]
     z = Y[target] - base  # the profile's errors before the level correction
     thin = count < np.minimum(count[n - 1], CALIBRATE_SEASONS)
     if not correct:
         return _Candidate(z, base[n - 1], thin)
+    shifts = np.unique(back)
     best = None
     for a in ALPHAS:
-        x = np.full((n, steps), np.nan)
-        for m in np.unique(ms):
-            cols = np.flatnonzero(ms == m)
-            e = resid[:, cols[0]]
-            t0 = int(m) * season  # the first residual
+        x = np.full((n, steps), np.nan)  # r_t: the smoothed residuals y_t - the profile lead h reads at t
+        for d in shifts:
+            t0 = int(d) + season  # the first residual
             if t0 < n:
-                x[t0:, cols] = lfilter([a], [1, a - 1], e[t0:], zi=[(1 - a) * e[t0]])[0][:, None]
+                e = y[t0:] - p[t0 - d:n - d]
+                x[t0:, back == d] = lfilter([a], [1, a - 1], e, zi=[(1 - a) * e[0]])[0][:, None]
         ok = np.isfinite(z) & np.isfinite(x)
         xz, zz = np.where(ok, x, 0.0), np.where(ok, z, 0.0)
         b = np.clip((xz * zz).sum(axis=0) / np.maximum((xz * xz).sum(axis=0), 1e-300), 0.0, 1.0)
