@@ -13,10 +13,10 @@ The rules (docs/predictions.md):
     log(y - min + LOG_OFFSET·mean(y - min)), for series whose daily swing grows with
     their level); when n >= 2·w + steps, `median(w x 3)` and `logmedian(w x 3)`.
   Each profile is corrected by the level: r_t, the exponential smoothing (alpha from
-  ALPHAS) of the profile's one-season-ahead residuals y_t - profile_t, added to the
-  lead-h forecast times b_h in [0, 1] (least squares per lead: how much of today's
-  offset persists h buckets on); alpha minimises the mean absolute error over the
-  history.
+  ALPHAS) of the residuals y_t - profile_t (the profile the lead reads: from
+  ceil(h / s) seasons back), added to the lead-h forecast times b_h in [0, 1] (least
+  squares per lead: how much of today's offset persists h buckets on); alpha minimises
+  the mean absolute error over the history.
 - Backtest: every candidate forecasts every lead from every origin of the history, each
   from the values up to that origin only (a profile at a phase uses the values a whole
   number of seasons before it; nothing after the origin). The score is the mean
@@ -24,11 +24,12 @@ The rules (docs/predictions.md):
   (seasonal naive on ties, the simpler model), and the mean of the best two replaces
   it when that scores lower still (a combination, named `a+b`).
 - Interval: the chosen forecast's backtest errors at the same lead, each divided by
-  the error scale of its target's phase of the day (mean absolute lead-1 error within
-  an hour of that phase, plus a tenth of the overall mean), their (1 - LEVEL)/2 and
-  (1 + LEVEL)/2 empirical quantiles times the forecast phase's scale, added to the
-  forecast. Errors of profiles that averaged fewer than CALIBRATE_SEASONS seasons (the
-  history's start) are left out of the quantiles unless the forecast itself has fewer.
+  the error scale of its target's phase (mean absolute error, all leads, of the targets
+  within SCALE_SPAN of a season of that phase, at least a bucket either way, plus
+  SCALE_FLOOR of the overall mean), their (1 - LEVEL)/2 and (1 + LEVEL)/2 empirical
+  quantiles times the predicted bucket's phase scale, added to the forecast. Errors of
+  profiles that averaged fewer than CALIBRATE_SEASONS seasons (the history's start) are
+  left out of the quantiles unless the forecast itself reads fewer.
 
 The arithmetic runs on the values scaled by a power of two that brings them below 1, so
 that no difference overflows whatever finite values come in; the answer is unscaled and
