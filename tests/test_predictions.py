@@ -55,6 +55,21 @@ def test_a_noisy_daily_pattern_is_forecast_better_than_copying_yesterday():
     assert round(float(np.mean(f.upper - f.lower)), 2) == 13.02
 
 
+def test_the_interval_is_wider_at_the_hours_whose_errors_are_larger():
+    # noise N(0, 10) from midnight to noon, N(0, 1) after: the phase's error scale
+    # follows it, instead of one width for every hour
+    t = np.arange(28 * 24 + 24)
+    noise = np.random.default_rng(5).normal(0, 1, len(t)) * np.where(t % 24 < 12, 10, 1)
+    y = 100 + 20 * np.sin(2 * np.pi * t / 24) + noise
+    f = F.forecast(y[:-24], (24, 168), 24)  # from midnight
+    width = f.upper - f.lower
+    assert f.method == "mean(24x28)"
+    # 80 % of N(0, 10) is 25.6 wide and of N(0, 1) 2.6 (plus the profile's own error, and
+    # the quiet hours' scale reads an hour into the noisy ones either side, and a tenth of the mean)
+    assert (round(float(np.mean(width[:12])), 2), round(float(np.mean(width[12:])), 2)) == (22.89, 4.35)
+    assert int(np.sum((f.lower <= y[-24:]) & (y[-24:] <= f.upper))) == 17
+
+
 def test_the_level_correction_keeps_up_with_a_steady_rise():
     # a daily pattern on a steady rise: a profile of the past week lags it by a constant
     # (half a week of rise), which the level correction adds back at every lead
