@@ -43,8 +43,9 @@ class Basis(BaseModel):
     start: str = Field(description="First bucket of the history read")
     end: str = Field(description="Last bucket of the history read (the one before the current bucket)")
     buckets: int = Field(description="Buckets of the history that have data; below 3 there are no predictions")
-    method: str = Field(description="Model chosen: naive, seasonal_naive, decomposition(<season in buckets>); "
-                                    "none without predictions")
+    method: str = Field(description="Model chosen: naive, seasonal_naive, a level-corrected seasonal profile "
+                                    "median|mean|logmedian(<season in buckets>x<seasons>), or two profiles "
+                                    "averaged (a+b); none without predictions")
 
 
 class Predictions(BaseModel):
