@@ -48,6 +48,7 @@ ZCAP = 10.0  # one point adds at most this to the surprise
 SPREAD_FLOOR = 0.5  # a seasonal baseline may claim at most 2x the level's precision
 VAR_MIN = 0.04  # floor on the surprise's long-run variance
 U_ALARM = 1.88  # alarm when the short surprise is this many sds above its mean
+R_EXT = 5.0  # a deviation this many times the usual daily worst alarms whatever the surprise
 DMAX_DAYS = 7  # an alarm is ranked against the median of the last this many days' largest deviations
 SUPPRESS_S = 86400.0  # quiet time after an alarm (data time)
 ALARM = 0.5  # scores above this are alarms
@@ -86,7 +87,7 @@ def new_state() -> dict:
         "s_short": 0.0,
         "s_mean": 0.0,
         "s_var": 1.0,
-        "hold": 0,  # points left in the quiet time after an alarm
+        "hold": -1.0,  # data time (s) until which the quiet time after an alarm lasts
         "peak": 0.0,  # largest alarm deviation (ratio) of the current episode
         "day_no": -1,  # day number of the current day
         "day_max": 0.0,  # largest deviation (in the long-run spread) so far today
@@ -149,9 +150,8 @@ def update(state: dict, timestamp_s: float, value: float) -> Result:
         # How rare the deviation is for this series: against its usual daily worst.
         ratio = distance / max(s["dmax"], EPS)
         alarm_score = 0.5 + 0.5 * (1.0 - math.exp(-ratio))
-        can_alarm = u >= U_ALARM and s["day_maxes"]
-        if s["hold"] > 0:
-            s["hold"] -= 1
+        can_alarm = (u >= U_ALARM or ratio >= R_EXT) and s["day_maxes"]
+        if timestamp_s < s["hold"]:
             # Within an episode only a stronger deviation than its peak speaks again (it
             # does not extend the quiet time), so a weak onset does not hide the anomaly.
             if can_alarm and ratio > s["peak"]:
@@ -160,7 +160,7 @@ def update(state: dict, timestamp_s: float, value: float) -> Result:
             score = 0.5 * _normal_cdf(u)
         else:
             score, s["peak"] = alarm_score, ratio
-            s["hold"] = max(1, int(SUPPRESS_S / max(s["dt"], 1.0)))
+            s["hold"] = timestamp_s + SUPPRESS_S
     s["day_max"] = max(s["day_max"], distance)
     d = a - s["s_mean"]
     s["s_mean"] += A_LONG * d
