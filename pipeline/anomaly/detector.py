@@ -49,6 +49,10 @@ SPREAD_FLOOR = 0.5  # a seasonal baseline may claim at most 2x the level's preci
 VAR_MIN = 0.04  # floor on the surprise's long-run variance
 U_ALARM = 1.88  # alarm when the short surprise is this many sds above its mean
 R_EXT = 5.0  # a deviation this many times the usual daily worst alarms whatever the surprise
+NOV_K = 3  # contexts: the last 1..NOV_K quantised values
+NOV_BITS = 2048  # size of the memory of contexts seen (a bit set, hashed)
+Q_STEP = 1.0  # quantisation: log2 levels of the deviation from the origin in this many long-run spreads
+NOV_W = 1.0  # an alarm's rarity is multiplied by NOV_W + the novelty of its contexts (0..1)
 DMAX_DAYS = 7  # an alarm is ranked against the median of the last this many days' largest deviations
 SUPPRESS_S = 86400.0  # quiet time after an alarm (data time)
 ALARM = 0.5  # scores above this are alarms
@@ -93,6 +97,11 @@ def new_state() -> dict:
         "day_max": 0.0,  # largest deviation (in the long-run spread) so far today
         "day_maxes": [],  # the last DMAX_DAYS complete days' largest deviations
         "dmax": 0.0,  # their median
+        "q0": None,  # quantisation origin and step, fixed after the first complete day
+        "qs": 0.0,
+        "q_day": -1,  # day the grid was fixed
+        "q_last": [],  # the last NOV_K - 1 levels
+        "seen": [0] * (NOV_BITS // 31 + 1),  # contexts seen, 31 bits a word
     }
 
 
@@ -143,12 +152,38 @@ def update(state: dict, timestamp_s: float, value: float) -> Result:
         s["day_no"] = day_no
         s["day_max"] = 0.0
 
+    # Pattern novelty (contextOSE-style): contexts of quantised recent values never seen.
+    nov = 0.0
+    new_bits = []
+    if s["q0"] is not None:
+        z = (x - s["q0"]) / s["qs"]
+        lv = int(math.log2(1.0 + abs(z))) * (1 if z >= 0 else -1)
+        gram = s["q_last"] + [lv]
+        seen = s["seen"]
+        for k in range(1, len(gram) + 1):
+            h = k
+            for l in gram[-k:]:
+                h = ((h ^ (l & 0xFFFF)) * 0x9E3779B1) & 0xFFFFFFFF
+            b = (h >> 8) % NOV_BITS
+            if not (seen[b // 31] >> (b % 31)) & 1:
+                new_bits.append(b)
+        nov = len(new_bits) / NOV_K
+        for b in new_bits:
+            seen[b // 31] |= 1 << (b % 31)
+        s["q_last"] = gram[-(NOV_K - 1):] if NOV_K > 1 else []
+        if day_no < s["q_day"] + 2:  # one complete day of contexts before novelty counts
+            nov = 0.0
+    elif s["day_maxes"]:
+        s["q0"], s["qs"], s["q_day"] = s["slow"], max(Q_STEP * s["err_long"], 1e-6 * (abs(s["slow"]) + 1.0)), day_no
+
     s["s_short"] += A_SHORT * (a - s["s_short"])
     score = 0.0
     if n >= MIN_POINTS:
         u = (s["s_short"] - s["s_mean"]) / math.sqrt(max(s["s_var"], VAR_MIN))
         # How rare the deviation is for this series: against its usual daily worst.
         ratio = distance / max(s["dmax"], EPS)
+        # A deviation in contexts never seen before is rarer than one in familiar contexts.
+        ratio *= NOV_W + nov
         alarm_score = 0.5 + 0.5 * (1.0 - math.exp(-ratio))
         can_alarm = (u >= U_ALARM or ratio >= R_EXT) and s["day_maxes"]
         if timestamp_s < s["hold"]:
