@@ -52,6 +52,8 @@ R_EXT = 5.0  # a deviation this many times the usual daily worst alarms whatever
 NOV_K = 3  # contexts: the last 1..NOV_K quantised values
 NOV_BITS = 2048  # size of the memory of contexts seen (a bit set, hashed)
 Q_STEP = 1.0  # quantisation: log2 levels of the deviation from the origin in this many long-run spreads
+NOV_P = 1.0
+RE_NOV = 0.01  # within an episode a stronger deviation speaks again only with this much novelty
 NOV_W = 1.0  # an alarm's rarity is multiplied by NOV_W + the novelty of its contexts (0..1)
 DMAX_DAYS = 7  # an alarm is ranked against the median of the last this many days' largest deviations
 SUPPRESS_S = 86400.0  # quiet time after an alarm (data time)
@@ -61,6 +63,7 @@ BAND = 3.0  # expected band: +- BAND * 1.25 * mean abs error (about 3 sigma)
 DAY_SLOTS = 48  # half-hours
 WEEK_SLOTS = 168  # hours
 EPS = 1e-9
+_DBG = None
 
 
 @dataclass(frozen=True)
@@ -159,15 +162,16 @@ def update(state: dict, timestamp_s: float, value: float) -> Result:
         z = (x - s["q0"]) / s["qs"]
         lv = int(math.log2(1.0 + abs(z))) * (1 if z >= 0 else -1)
         gram = s["q_last"] + [lv]
+        keys = [[k] + gram[-k:] for k in range(1, len(gram) + 1)]
         seen = s["seen"]
-        for k in range(1, len(gram) + 1):
-            h = k
-            for l in gram[-k:]:
+        for key in keys:
+            h = 0
+            for l in key:
                 h = ((h ^ (l & 0xFFFF)) * 0x9E3779B1) & 0xFFFFFFFF
             b = (h >> 8) % NOV_BITS
             if not (seen[b // 31] >> (b % 31)) & 1:
                 new_bits.append(b)
-        nov = len(new_bits) / NOV_K
+        nov = len(new_bits) / len(keys)
         for b in new_bits:
             seen[b // 31] |= 1 << (b % 31)
         s["q_last"] = gram[-(NOV_K - 1):] if NOV_K > 1 else []
@@ -183,13 +187,16 @@ def update(state: dict, timestamp_s: float, value: float) -> Result:
         # How rare the deviation is for this series: against its usual daily worst.
         ratio = distance / max(s["dmax"], EPS)
         # A deviation in contexts never seen before is rarer than one in familiar contexts.
-        ratio *= NOV_W + nov
+        ratio0 = ratio
+        ratio *= NOV_W + nov ** NOV_P
+        if _DBG is not None:
+            _DBG.append((ratio0, nov, u, timestamp_s < s["hold"]))
         alarm_score = 0.5 + 0.5 * (1.0 - math.exp(-ratio))
         can_alarm = (u >= U_ALARM or ratio >= R_EXT) and s["day_maxes"]
         if timestamp_s < s["hold"]:
             # Within an episode only a stronger deviation than its peak speaks again (it
             # does not extend the quiet time), so a weak onset does not hide the anomaly.
-            if can_alarm and ratio > s["peak"]:
+            if can_alarm and ratio > s["peak"] and nov >= RE_NOV:
                 score, s["peak"] = alarm_score, ratio
         elif not can_alarm:
             score = 0.5 * _normal_cdf(u)
