@@ -52,7 +52,7 @@ R_EXT = 5.0  # a deviation this many times the usual daily worst alarms whatever
 NOV_K = 3  # contexts: the last 1..NOV_K quantised values
 NOV_BITS = 2048  # size of the memory of contexts seen (a bit set, hashed)
 Q_STEP = 1.0  # quantisation: log2 levels of the deviation from the origin in this many long-run spreads
-NOV_P = 1.0
+SHRINK = 2.0  # while fewer than DMAX_DAYS days are known, the reference is up to 1 + SHRINK times larger
 RE_NOV = 0.01  # within an episode a stronger deviation speaks again only with this much novelty
 NOV_W = 1.0  # an alarm's rarity is multiplied by NOV_W + the novelty of its contexts (0..1)
 DMAX_DAYS = 7  # an alarm is ranked against the median of the last this many days' largest deviations
@@ -63,7 +63,6 @@ BAND = 3.0  # expected band: +- BAND * 1.25 * mean abs error (about 3 sigma)
 DAY_SLOTS = 48  # half-hours
 WEEK_SLOTS = 168  # hours
 EPS = 1e-9
-_DBG = None
 
 
 @dataclass(frozen=True)
@@ -185,12 +184,11 @@ def update(state: dict, timestamp_s: float, value: float) -> Result:
     if n >= MIN_POINTS:
         u = (s["s_short"] - s["s_mean"]) / math.sqrt(max(s["s_var"], VAR_MIN))
         # How rare the deviation is for this series: against its usual daily worst.
-        ratio = distance / max(s["dmax"], EPS)
+        # While the list of daily maxima is short, its median is uncertain: ask for more.
+        ref = s["dmax"] * (1.0 + SHRINK * (DMAX_DAYS - len(s["day_maxes"])) / DMAX_DAYS)
+        ratio = distance / max(ref, EPS)
         # A deviation in contexts never seen before is rarer than one in familiar contexts.
-        ratio0 = ratio
-        ratio *= NOV_W + nov ** NOV_P
-        if _DBG is not None:
-            _DBG.append((ratio0, nov, u, timestamp_s < s["hold"]))
+        ratio *= NOV_W + nov
         alarm_score = 0.5 + 0.5 * (1.0 - math.exp(-ratio))
         can_alarm = (u >= U_ALARM or ratio >= R_EXT) and s["day_maxes"]
         if timestamp_s < s["hold"]:
