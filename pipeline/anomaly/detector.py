@@ -12,19 +12,36 @@ What it combines, from what the field documents:
   likelihood" does (Ahmad et al. 2017, "Unsupervised real-time anomaly detection for
   streaming data"), its short average compared with its own long-run mean and variance.
   That calibrates alarms across series of any scale or noise.
-- Alarms: a short surprise U_ALARM long-run sds above usual. An alarm scores in (0.5, 1),
-  ranked by how rare its deviation is for this series: the distance of the value from
-  the expected one (in the series' long-run spread) divided by the median of the last
-  DMAX_DAYS days' largest such distances, so a series that spikes every day needs a
-  bigger spike than a quiet one (an extreme-value view: compare with the usual daily
-  maximum, not the usual point). No alarm before one complete day. Other points score
-  below 0.5. After an alarm the series is quiet (score 0) for SUPPRESS_S of data time,
-  as contextOSE and ARTime hold repeats, except that a deviation stronger than the
-  episode's peak so far alarms again (an update of the same episode, without extending
-  the quiet time): a weak onset then does not hide the anomaly that follows it.
+- Pattern novelty, as NAB's contextOSE detector does (contexts of quantised recent
+  values; a context never seen before is surprising): after the first complete day the
+  series gets a fixed grid, its origin the long-term level then and its step Q_STEP
+  long-run spreads; a value's level is the signed octave of its distance from the origin
+  (0 within one step, 1 up to 3 steps, 2 up to 7, ...). The contexts of a point are the
+  last 1, 2 and 3 levels (NOV_K); the ones ever seen are remembered in a hashed bit set
+  of NOV_BITS bits (a fixed size). Novelty counts once the contexts of at least one
+  complete day on the grid have been learnt.
+  A point's novelty is the fraction of its contexts not seen before (0, 1/3, 2/3, 1).
+- Alarms: a short surprise U_ALARM long-run sds above usual, or, whatever the short
+  surprise, a deviation whose rarity r (below) reaches R_EXT (a huge spike on a spiky
+  series does not lift the capped surprise far). An alarm scores in (0.5, 1),
+  0.5 + 0.5 (1 - e^-r), ranked by how rare its deviation is for this series:
+  r = d / m * (NOV_W + novelty), d the distance of the value from the expected one in
+  the series' long-run spread, m the median of the last DMAX_DAYS days' largest such
+  distances, so a series that spikes every day needs a bigger spike than a quiet one (an
+  extreme-value view: compare with the usual daily maximum, not the usual point), and a
+  deviation in new contexts ranks up to twice as rare as one in familiar contexts. While
+  fewer than DMAX_DAYS daily maxima are known, m is taken up to 1 + SHRINK times larger
+  (linearly less as the list fills): the median of two or three days is uncertain. No
+  alarm before one complete day. Other points score below 0.5. After an alarm the series
+  is quiet (score 0) for SUPPRESS_S of data time, as contextOSE and ARTime hold repeats,
+  except that a deviation stronger (higher r) than the episode's peak so far and in at
+  least one new context alarms again (an update of the same episode, without extending
+  the quiet time): a weak onset then does not hide the anomaly that follows it, while
+  familiar repeats of a burst stay quiet.
 
-Per point this is a few dozen float operations; the state is a dict of about 670 numbers
-whatever the series length (mostly the 48 + 168 seasonal slots).
+Per point this is a few dozen float operations and three small hashes; the state is a
+dict of about 740 numbers whatever the series length (mostly the 48 + 168 seasonal
+slots and the 67 words of the context set), about 8 kB as JSON.
 """
 
 from __future__ import annotations
@@ -48,9 +65,9 @@ ZCAP = 10.0  # one point adds at most this to the surprise
 SPREAD_FLOOR = 0.5  # a seasonal baseline may claim at most 2x the level's precision
 VAR_MIN = 0.04  # floor on the surprise's long-run variance
 U_ALARM = 1.88  # alarm when the short surprise is this many sds above its mean
-R_EXT = 5.0  # a deviation this many times the usual daily worst alarms whatever the surprise
+R_EXT = 5.0  # a deviation of this rarity r (about 5x the usual daily worst) alarms whatever the surprise
 NOV_K = 3  # contexts: the last 1..NOV_K quantised values
-NOV_BITS = 2048  # size of the memory of contexts seen (a bit set, hashed)
+NOV_BITS = 2048  # size of the memory of contexts seen (a hashed bit set, 31 bits a word)
 Q_STEP = 1.0  # quantisation: log2 levels of the deviation from the origin in this many long-run spreads
 SHRINK = 2.0  # while fewer than DMAX_DAYS days are known, the reference is up to 1 + SHRINK times larger
 RE_NOV = 0.01  # within an episode a stronger deviation speaks again only with this much novelty
