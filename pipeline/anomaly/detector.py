@@ -176,7 +176,8 @@ def update(state: dict, timestamp_s: float, value: float) -> Result:
     new_bits = []
     if s["q0"] is not None:
         z = (x - s["q0"]) / s["qs"]
-        lv = int(math.log2(1.0 + abs(z))) * (1 if z >= 0 else -1)
+        az = abs(z)
+        lv = (int(math.log2(1.0 + az)) if az < 1e300 else 999) * (1 if z >= 0 else -1)  # 999: inf, nan
         gram = s["q_last"] + [lv]
         keys = [[k] + gram[-k:] for k in range(1, len(gram) + 1)]
         seen = s["seen"]
