@@ -95,7 +95,7 @@ def test_state_stays_bounded():
     run(100 + e[3000:], state, start=3000)
     assert state["n"] == 100_000
     assert len(json.dumps(state).split(",")) == leaves_3k
-    assert len(json.dumps(state)) < 8000
+    assert len(json.dumps(state)) < 10_000
 
 
 def test_state_survives_a_json_round_trip_mid_series():
@@ -135,3 +135,41 @@ def test_nab_scorer_on_a_hand_computed_example():
 def test_nab_probation_rule():
     assert nab_scoring.probationary_length(4032) == 604
     assert nab_scoring.probationary_length(15902) == 750
+
+
+def _burst(xs, i, value):
+    # a one-point burst between points exactly at the level, so its contexts repeat exactly
+    xs[i - 2] = xs[i - 1] = xs[i + 1] = 100.0
+    xs[i] = value
+
+
+def test_a_familiar_burst_inside_the_quiet_time_stays_quiet_a_new_one_speaks():
+    xs = 100 + noise(3000)
+    _burst(xs, 700, 125)  # day 2 (too early to alarm for its size): its contexts are learnt
+    _burst(xs, 2000, 125)  # a familiar burst (day 6): an alarm all the same, a quiet time starts
+    _burst(xs, 2050, 135)  # stronger, but the same quantised levels around it: contexts seen
+    _burst(xs, 2100, 400)  # a level never seen: new contexts
+    results = run(xs)
+    assert alarms(results) == [2000, 2100]
+    assert results[2100].score > results[2000].score
+    # the burst at 1050 is stronger than the episode's peak (so without the novelty rule it
+    # would speak) and it falls inside the quiet time
+    assert results[2050].score == 0.0
+    state = anomaly.new_state()
+    run(xs[:2050], state)
+    assert state["t"] < state["hold"]
+    assert abs(135 - results[2050].expected) > 1.05 * abs(125 - results[2000].expected)
+
+
+def test_the_first_days_ask_for_a_larger_deviation():
+    # the same burst ranks lower on day 4 (3 days' maxima known) than on day 9 (7 known):
+    # the reference is 1 + 2 * (7 - 3) / 7 times the median of the daily maxima on day 4
+    def burst_score(day):
+        xs = 100 + noise(DAY * 10)
+        i = day * DAY + 100
+        xs[i] = 108
+        return run(xs)[i].score
+
+    early, late = burst_score(3), burst_score(8)
+    assert 0.5 < early < 0.97
+    assert late > 0.99

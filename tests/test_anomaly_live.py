@@ -166,7 +166,8 @@ def test_an_agent_vital_anomaly_after_an_event(running_api):
             assert seen == [as_api(r) for r in want.values()]
             assert seen[0]["cause"] == (f"event model_switch at "
                                         f"{time.strftime('%H:%M UTC', time.gmtime(event['recorded_at'] // 1000))}, "
-                                        f"2 min before it started")
+                                        f"{(next(iter(want.values()))['started_at'] - event['recorded_at']) // MIN} min "
+                                        f"before it started")
             assert (seen[0]["type"], seen[0]["observed"]) == ("anomaly", 9000.0)
             assert http.get("/api/agents/nobody/insights").status_code == 404
         with api.client(api.new_key()) as other:
