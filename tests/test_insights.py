@@ -73,7 +73,7 @@ def test_a_seasonal_series_with_a_broken_day_opens_when_the_pattern_breaks():
     broken = 7 * DAY + 360  # the eighth day from 06:00, where the pattern peaks, stays flat at its mean
     values[broken:broken + 360] = [100 + rng.gauss(0, 2) for _ in range(360)]
     eps = episodes("checkout_ms", values)
-    assert brief(eps, broken)[0] == ("open", 0, None, W.SUSTAIN - 1)  # the detector is quiet: it lasts
+    assert brief(eps, broken)[0] == ("open", 0, None, W.EXTREME_RUN - 1)  # the detector is quiet: it is extreme
     assert all(e.started_at == eps[0].started_at for e in eps)  # one episode, updated
     assert eps[0].expected > 140 and eps[0].observed < 110  # expected the day's peak, saw the mean
 

@@ -17,6 +17,7 @@ from pipeline.sink.consumer import Sink
 from pipeline.store.clickhouse import connect
 from pipeline.store.migrate import migrate
 from pipeline.topics import AGENT_EVENTS, AGENT_VITALS, ARI_INTERVENTIONS, ARI_STATUS, ensure_topics, entity_key
+from pipeline.worker.anomalies import WATCH
 from schemas import codec
 from sophra.processes import terminate
 
@@ -223,6 +224,8 @@ def test_a_worker_restarted_after_replay_resumes_from_the_replayed_state(env):
         p = partition[entity_key("t_ari", agent)]
         state = log[entity_key("t_ari", agent)][-1][1]
         offsets = state.pop("offsets")
+        watch = state.pop(WATCH, None)  # the anomaly watch rides in the state the worker writes (not replay's)
+        assert (watch is not None) == (agent == "burnout")
         assert state == run(vitals + ([new] if agent == "burnout" else []), events)[0]
         # applied up to the offsets replay read to; the burnout agent's up to its new snapshot
         in_partition = sum(len(vs) for a, (vs, _) in hist.items() if partition[entity_key("t_ari", a)] == p)

@@ -41,6 +41,7 @@ OPEN_SCORE = 0.85
 # anomaly while it is inside the last band it was calm in before the episode.
 ECHO_MS = 2 * 3_600_000
 SUSTAIN = 10  # minutes in a row beyond the band on a bad side, one of them scoring OPEN_SCORE, open an episode too
+EXTREME_RUN = 3  # and so do this many in a row each scoring HIGH_SCORE (some 5 half-bands beyond it)
 TOGETHER_MS = 10 * MINUTE_MS  # episodes of one subject that started this close moved together
 HIGH_SCORE = 0.98        # from this peak score an episode is high severity (a deviation ~3x the usual daily worst)
 
@@ -147,11 +148,13 @@ def observe(series: dict, name: str, minute: int, mean: float) -> list[Episode]:
             return _open(series, name, s, minute, minute, side, seen, r.expected)
         if side:  # beyond the band while the detector is quiet: a lasting break opens after SUSTAIN minutes
             if run is None:
-                run = s["run"] = {"way": side, "start": minute, "n": 0, "peak": seen}
+                run = s["run"] = {"way": side, "start": minute, "n": 0, "peak": seen, "low": score}
             run["n"] += 1
+            run["low"] = min(run["low"], score)
             if score > run["peak"]["score"]:
                 run["peak"] = seen
-            if run["n"] >= SUSTAIN and run["peak"]["score"] >= OPEN_SCORE:
+            if (run["n"] >= SUSTAIN and run["peak"]["score"] >= OPEN_SCORE) or (
+                    run["n"] >= EXTREME_RUN and run["low"] >= HIGH_SCORE):
                 return _open(series, name, s, run["start"], minute, side, run["peak"], r.expected)
         return []
     # it lasts while it stays on its side of the band: a spike the detector partly learnt
