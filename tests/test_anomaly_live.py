@@ -3,6 +3,7 @@ series and an agent's vitals with two quiet days, then an anomaly just after a
 deployment (an agent event); the insights read back from the api are exactly what the
 watch's own code derives from the same points (pipeline/anomaly/watch.py), with the
 deployment or event named as the likely cause, open while it lasts and resolved after."""
+import math
 import random
 import time
 
@@ -15,11 +16,11 @@ from schemas import codec
 
 from .conftest import eventually
 from .dashboard_seed import Topics, vital
+from .test_insights import DAY, T0, noise
 from .test_v1_deployments import Worker, send_points
 
 pytestmark = pytest.mark.integration
 MIN = 60_000
-DAY = 1440
 
 
 def expected(scope: str, batches: list[list]) -> dict:
@@ -169,3 +170,36 @@ def test_an_agent_vital_anomaly_after_an_event(live):
         assert http.get("/api/agents/nobody/insights").status_code == 404
     with api.client(api.new_key()) as other:
         assert other.get("/api/agents/bot-1/insights").status_code == 404
+
+
+def test_the_made_up_series_through_the_real_worker(live):
+    """test_insights.py's four series (a flat healthy one, a spike, a level shift, a
+    seasonal one with a broken day) as one application's custom metrics: the worker
+    raises exactly what the watch's own code derives, and nothing for the flat one."""
+    api, tenant, _, _ = live
+    spike, shift = noise(3), noise(3, seed=8)
+    spike[2 * DAY] = 130.0
+    shift[2 * DAY:] = [v + 20 for v in shift[2 * DAY:]]
+    rng = random.Random(5)
+    seasonal = [100 + 50 * math.sin(2 * math.pi * (i % DAY) / DAY) + rng.gauss(0, 2) for i in range(8 * DAY)]
+    broken = 7 * DAY + 360
+    seasonal[broken:broken + 360] = [100 + rng.gauss(0, 2) for _ in range(360)]
+    series = {"flat_ms": noise(3, seed=9), "spike_ms": spike, "shift_ms": shift, "seasonal_ms": seasonal}
+    points = [(name, v, T0 + i * MIN) for name, values in series.items() for i, v in enumerate(values)]
+    points += [(name, values[-1], T0 + len(values) * MIN) for name, values in series.items()]  # closes the last
+    batches = [points[i:i + 10_000] for i in range(0, len(points), 10_000)]
+    with api.client() as http:
+        app_id = http.post("/v1/applications", json={"name": "made-up"}).json()["id"]
+        key = f"{tenant}/{app_id}".encode()
+        for n, batch in enumerate(batches):
+            send_points(api, tenant, app_id, batch, batch_id=T0 * 10 + n)
+        want = expected("application", [[(key, "app_metric_batch", metric_batch(tenant, app_id, b))] for b in batches])
+        starts = sorted((r["metric"], (r["started_at"] - T0) // MIN, r["status"]) for r in want.values())
+        assert starts == [("seasonal_ms", broken, "resolved"), ("shift_ms", 2 * DAY, "resolved"),
+                          ("spike_ms", 2 * DAY, "resolved")]
+
+        def listed():
+            got = http.get(f"/v1/applications/{app_id}/insights").json()["insights"]
+            return got if len(got) == 3 and all(i["status"] == "resolved" for i in got) else None
+        seen = eventually(listed, 120)
+        assert sorted(seen, key=lambda i: i["id"]) == sorted((as_api(r) for r in want.values()), key=lambda i: i["id"])
