@@ -24,7 +24,6 @@ import logging
 from dataclasses import dataclass, field
 
 import faust
-from faust.transport.producer import ProducerBuffer
 
 from schemas import codec
 from sophra.settings import Settings
@@ -46,12 +45,8 @@ BATCH_WITHIN_S = 0.05
 
 def create_app(settings: Settings, bootstrap: str, rules: RuleBook) -> faust.App:
     """The worker's Faust app; `rules` is the started book of alert rules it evaluates."""
-    # A batch writes up to BATCH table entries; Faust's producer buffer made each agent wait
-    # for it to drain once it held 100 (faust-streaming#173), i.e. several times a batch.
-    ProducerBuffer.max_messages = 4 * BATCH
     app = faust.App(
         settings.worker_id,
-        cython_optimizations=True,  # faust's compiled stream fast path (faust/_cython)
         broker=f"kafka://{bootstrap}",
         store="memory://",
         topic_partitions=AGENT_VITALS.partitions,
@@ -184,9 +179,6 @@ def run(settings: Settings, bootstrap: str, loglevel: str = "warn") -> None:
     rules = RuleBook(bootstrap, settings.topic(ALERT_RULES.name)).start()
     app = create_app(settings, bootstrap, rules)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
-    # Faust's terminal spinner sets the root logger to DEBUG (Worker._setup_spinner_handler),
-    # so every aiokafka and Faust debug call built a log record; nobody sees the spinner here
-    worker.spinner = None
     try:
         worker.execute_from_commandline()
     finally:
