@@ -4,19 +4,20 @@ insight reports (docs/insights.md).
 
 Two states, so the hot path stays cheap: `minutes` (small: each series' open minute as
 [start ms, sum, count]) changes with every point; `series` (a detector state of a few kB
-per series, and its episode) changes only when a minute closes, i.e. once a minute per
-series. The worker writes `series` before `minutes` and waits for it (worker/anomalies.py):
-so a saved `minutes` never holds a minute closed past the saved `series`, and a minute
-fed twice (a batch read again after a crash) is skipped by its `fed` mark.
+per series, and its episode) changes only when a minute closes. How the worker keeps
+and saves them so that a crash loses no minute and feeds none twice (the `fed` mark):
+worker/anomalies.py.
 
 Time is the data's: a minute closes when a point of a later minute of the same series
 arrives; points for a minute already closed are late and counted, not fed. A subject
 watches at most MAX_SERIES series (the first ones it sends); others are counted.
 
-An episode opens when a minute scores OPEN_SCORE or more in a direction that is bad for
-the series (DIRECTION), is updated while its minutes stay beyond the expected band on the
-same side (at most every UPDATE_MS, or at once when its severity rises), and resolves
-after CLOSE_AFTER minutes that are not. Each change is an `Episode` for the caller to word.
+An episode opens, on a side of the expected band that is bad for the series (DIRECTION),
+when the detector scores a minute OPEN_SCORE or more, or after SUSTAIN minutes in a row
+beyond the band (EXTREME_RUN when far beyond it); it is updated while its minutes stay
+beyond the band on the same side (at most every UPDATE_MS, or at once when its severity
+rises), and resolves after CLOSE_AFTER minutes that are not. Each change is an `Episode`
+for the caller to word.
 """
 from __future__ import annotations
 
