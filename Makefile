@@ -43,6 +43,11 @@ run: install kafka-fetch dashboard
 test: install kafka-fetch browser dashboard
 	$(BIN)/pytest -q -p no:cacheprovider
 
+# Every stage beside its baseline in one run (bench/README.md); wrk drives the api stages.
+bench: install kafka-fetch dashboard
+	sh deploy/install_wrk.sh
+	$(BIN)/python bench/run.py
+
 # Regenerate the lock after changing dependencies in pyproject.toml.
 lock:
 	$(BIN)/pip install -q uv
