@@ -13,7 +13,10 @@ What it does, in this order:
    (baselines need the history before --from) up to the high watermarks taken at start,
    with a plain consumer (all partitions assigned, no group, no commits). The topics are
    co-partitioned (same key, same partition), so one partition of both is read at a
-   time, which bounds memory to one partition's history. Per agent key the records are
+   time, which bounds memory to one partition's history; with more than one core and a
+   long history, child processes (one per core) each read and derive one partition at a
+   time, which gives the same result (an agent's records are all in one partition) in
+   less time. Per agent key the records are
    merged in `recorded_at` order (ties: events before vitals, then by id), so the result
    is deterministic whatever order they were produced in, and the engine
    (pipeline/ari/engine.py) runs over them from a fresh state. Undecodable records are
@@ -57,12 +60,17 @@ retained history (30 days by default), so an agent's snapshot count restarts the
 """
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import multiprocessing
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import TextIO
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -230,20 +238,35 @@ def _order(kind: str, record: dict) -> tuple:
     return record["recorded_at"], 0 if kind == "agent_event" else 1, record["id"]
 
 
-def _read_partition(consumer: Consumer, marks: dict, progress: Progress, result: ReplayResult) -> tuple[dict, dict]:
+def _reader(bootstrap: str) -> Consumer:
+    """The consumer replay reads the source topics with (in this process or a child)."""
+    return Consumer({"bootstrap.servers": bootstrap, "group.id": f"sophra-replay-{uuid.uuid4().hex[:8]}",
+                     "enable.auto.commit": False, "enable.auto.offset.store": False,
+                     "enable.partition.eof": False,
+                     # Everything read is already there; a short broker-side wait keeps a
+                     # fetch pending at the end of one partition from delaying the next.
+                     "fetch.wait.max.ms": 20})
+
+
+def _read_partition(consumer: Consumer, marks: dict, advance) -> tuple[dict, dict, int, int]:
     """Every record of one partition of both source topics up to the marks: key -> [(kind, record)],
-    and the `recorded_at` of each topic partition's first retained record."""
+    the `recorded_at` of each topic partition's first retained record, records read and skipped.
+    `advance(n)` is told of every n records read."""
     todo = {tp: (lo, hi) for tp, (lo, hi) in marks.items() if hi > lo}
     per_key: dict[bytes, list] = {}
     first: dict[tuple[str, int], int] = {}
+    records = skipped = 0
     if not todo:
-        return per_key, first
+        return per_key, first, records, skipped
     consumer.assign([TopicPartition(t, p, lo) for (t, p), (lo, _) in todo.items()])
+    decode, DecodeError = codec.decode, codec.DecodeError
     try:
         left = sum(hi - lo for lo, hi in todo.values())
         while todo:
             # Asking for no more than what is left returns as soon as it arrived.
-            for msg in consumer.consume(num_messages=max(1, min(5000, left)), timeout=0.5):
+            batch = consumer.consume(num_messages=max(1, min(5000, left)), timeout=0.5)
+            before = records
+            for msg in batch:
                 if msg.error():
                     if msg.error().code() != KafkaError._PARTITION_EOF:
                         raise ReplayError(f"reading {msg.topic()}[{msg.partition()}]: {msg.error()}")
@@ -251,39 +274,131 @@ def _read_partition(consumer: Consumer, marks: dict, progress: Progress, result:
                 tp = (msg.topic(), msg.partition())
                 if tp not in todo or msg.offset() >= todo[tp][1]:
                     continue  # arrived after the watermarks were taken
-                result.records += 1
-                left -= 1
-                progress.advance()
+                records += 1
                 try:
-                    kind, record = codec.decode(msg.value())
-                except codec.DecodeError:
+                    kind, record = decode(msg.value())
+                except DecodeError:
                     kind = None
-                if kind not in ("agent_vital", "agent_event") or msg.key() is None:
-                    result.skipped += 1
+                key = msg.key()
+                if kind not in ("agent_vital", "agent_event") or key is None:
+                    skipped += 1
                     continue
-                per_key.setdefault(msg.key(), []).append((kind, record))
+                per_key.setdefault(key, []).append((kind, record))
                 first.setdefault(tp, record["recorded_at"])
+            left -= records - before
+            advance(records - before)
             positions = consumer.position([TopicPartition(t, p) for t, p in todo])
             for tp in positions:
                 if tp.offset >= todo[(tp.topic, tp.partition)][1]:
                     del todo[(tp.topic, tp.partition)]
     finally:
         consumer.unassign()
-    return per_key, first
+    return per_key, first, records, skipped
 
 
 def derive(records: list[tuple[str, dict]]) -> tuple[dict, dict, dict | None]:
     """Run the engine over one agent's records in replay order: (state, last version per id, last status)."""
     state, interventions, status = new_state(), {}, None
-    for kind, record in sorted(records, key=lambda kr: _order(*kr)):
+    ordered = sorted(records, key=lambda kr: _order(*kr))
+    last = next((i for i in range(len(ordered) - 1, -1, -1) if ordered[i][0] == "agent_vital"), -1)
+    for i, (kind, record) in enumerate(ordered):
         if kind == "agent_event":
             state = step_event(state, record)
             continue
-        state, versions, st = step_vital(state, record)
+        # only the last status is kept: the others are not built (the state is the same)
+        state, versions, st = step_vital(state, record, status=i == last)
         for v in versions:
             interventions[v["intervention_id"]] = v
         status = st or status
     return state, interventions, status
+
+
+@dataclass
+class _Partition:
+    """One partition's share of a replay, derived in this process or in a child."""
+    records: int = 0
+    skipped: int = 0
+    states: dict = field(default_factory=dict)       # key -> state, its offsets marked
+    interventions: list = field(default_factory=list)  # (key, last version) opened in the window
+    statuses: list = field(default_factory=list)     # (key, last status)
+
+
+def _replay_partition(consumer: Consumer, part: dict, p: int, since: int, until: int | None, advance) -> _Partition:
+    """Read partition p of both source topics up to `part`'s marks and derive every agent in it."""
+    per_key, first, records, skipped = _read_partition(consumer, part, advance)
+    for (topic, _), kept_from in first.items():
+        if part[(topic, p)][0] > 0 and kept_from > since:  # retention dropped records after --from
+            raise ReplayError(f"{topic}[{p}] keeps history only from "
+                              f"{datetime.fromtimestamp(kept_from / 1000, timezone.utc).isoformat()}; "
+                              "choose a later --from (nothing was changed)")
+    out = _Partition(records, skipped)
+    for key, history in per_key.items():
+        state, ivs, status = derive(history)
+        for (topic, _), (_, hi) in part.items():  # what the state holds, for the worker's offset check
+            if hi > 0:
+                mark(state, topic, p, hi - 1)
+        out.states[key] = state
+        out.interventions += [(key, v) for v in ivs.values()
+                              if v["opened_at"] >= since and (until is None or v["opened_at"] < until)]
+        if status:
+            out.statuses.append((key, status))
+    return out
+
+
+# Records per extra process: a child costs about a second to start (a fresh interpreter
+# importing the pipeline), which pays off from about this many records on.
+RECORDS_PER_PROCESS = 100_000
+_child: dict = {}
+
+
+def _start_child(bootstrap: str, counter) -> None:
+    _child["consumer"], _child["counter"] = _reader(bootstrap), counter
+    atexit.register(_child["consumer"].close)
+
+
+def _child_advance(n: int) -> None:
+    with _child["counter"].get_lock():
+        _child["counter"].value += n
+
+
+def _child_partition(part: dict, p: int, since: int, until: int | None) -> _Partition:
+    return _replay_partition(_child["consumer"], part, p, since, until, _child_advance)
+
+
+def _derive_partitions(bootstrap: str, marks: dict, n: int, since: int, until: int | None, progress: Progress,
+                       processes: int | None) -> list[_Partition]:
+    """Every partition derived, in partition order: here, or in up to `processes` child
+    processes (None: one per core, fewer for a short history) that each read and derive
+    one partition at a time. The partitions are independent (an agent's records all live
+    in its key's partition), so the result is the same either way."""
+    parts = [{tp: m for tp, m in marks.items() if tp[1] == p} for p in range(n)]
+    busy = sum(1 for part in parts if any(hi > lo for lo, hi in part.values()))
+    if processes is None:
+        processes = min(os.cpu_count() or 1, 1 + progress.total // RECORDS_PER_PROCESS)
+    processes = min(processes, busy)
+    if processes <= 1:
+        consumer = _reader(bootstrap)
+        try:
+            return [_replay_partition(consumer, parts[p], p, since, until, progress.advance) for p in range(n)]
+        finally:
+            consumer.close()
+    ctx = multiprocessing.get_context("spawn")  # not fork: this process runs librdkafka's threads
+    counter = ctx.Value("q", 0)
+    pool = ProcessPoolExecutor(processes, mp_context=ctx, initializer=_start_child, initargs=(bootstrap, counter))
+    try:
+        futures = [pool.submit(_child_partition, parts[p], p, since, until) for p in range(n)]
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=progress.every, return_when=FIRST_EXCEPTION)
+            progress.advance(counter.value - progress.done)
+            for f in done:
+                if f.exception() is not None:
+                    raise f.exception()
+        return [f.result() for f in futures]
+    except BrokenProcessPool:
+        raise ReplayError("a replay process died; nothing was changed: run replay again") from None
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def _window(since: int, until: int | None) -> str:
@@ -364,10 +479,12 @@ def _ensure_changelog(bootstrap: str, admin: AdminClient, topic: str, partitions
 # -- the whole thing ------------------------------------------------------------------
 
 def replay(settings: Settings, bootstrap: str, since: int, until: int | None = None,
-           out: TextIO | None = None) -> ReplayResult:
+           out: TextIO | None = None, processes: int | None = None) -> ReplayResult:
     """Recompute and replace ARI's derived records opened in [since, until) (epoch ms); see the module doc.
 
     `out`: where the progress bar goes (the CLI passes stderr; None = no bar).
+    `processes`: how many processes read and derive the partitions (None: one per core,
+    fewer for a short history; 1: this process only).
     """
     if until is not None and until <= since:
         raise ReplayError("--to must be later than --from")
@@ -382,12 +499,7 @@ def replay(settings: Settings, bootstrap: str, since: int, until: int | None = N
     migrate(settings.clickhouse_dsn, settings.clickhouse_database)
 
     vitals_t, events_t = settings.topic(AGENT_VITALS.name), settings.topic(AGENT_EVENTS.name)
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"sophra-replay-{uuid.uuid4().hex[:8]}",
-                         "enable.auto.commit": False, "enable.auto.offset.store": False,
-                         "enable.partition.eof": False,
-                         # Everything read is already there; a short broker-side wait keeps a
-                         # fetch pending at the end of one partition from delaying the next.
-                         "fetch.wait.max.ms": 20})
+    consumer = _reader(bootstrap)
     try:
         meta = consumer.list_topics(timeout=_TIMEOUT).topics
         n = len(meta[vitals_t].partitions)
@@ -397,30 +509,18 @@ def replay(settings: Settings, bootstrap: str, since: int, until: int | None = N
         _ensure_changelog(bootstrap, admin, changelog, n)
         marks = {(t, p): consumer.get_watermark_offsets(TopicPartition(t, p), timeout=_TIMEOUT)
                  for p in range(n) for t in (vitals_t, events_t)}
-        _refuse_emptied(settings, marks, n, since, until)
-        progress = Progress(sum(hi - lo for lo, hi in marks.values()), out)
-        interventions, statuses = [], []
-        for p in range(n):
-            part = {tp: m for tp, m in marks.items() if tp[1] == p}
-            per_key, first = _read_partition(consumer, part, progress, result)
-            for (topic, _), kept_from in first.items():
-                if part[(topic, p)][0] > 0 and kept_from > since:  # retention dropped records after --from
-                    raise ReplayError(f"{topic}[{p}] keeps history only from "
-                                      f"{datetime.fromtimestamp(kept_from / 1000, timezone.utc).isoformat()}; "
-                                      "choose a later --from (nothing was changed)")
-            for key, records in per_key.items():
-                state, ivs, status = derive(records)
-                for topic in (vitals_t, events_t):  # what the state holds, for the worker's offset check
-                    if part[(topic, p)][1] > 0:
-                        mark(state, topic, p, part[(topic, p)][1] - 1)
-                result.states[key] = (p, state)
-                interventions += [(key, v) for v in ivs.values()
-                                  if v["opened_at"] >= since and (until is None or v["opened_at"] < until)]
-                if status:
-                    statuses.append((key, status))
-        progress.close()
     finally:
         consumer.close()
+    _refuse_emptied(settings, marks, n, since, until)
+    progress = Progress(sum(hi - lo for lo, hi in marks.values()), out)
+    interventions, statuses = [], []
+    for p, part in enumerate(_derive_partitions(bootstrap, marks, n, since, until, progress, processes)):
+        result.records += part.records
+        result.skipped += part.skipped
+        result.states.update((key, (p, state)) for key, state in part.states.items())
+        interventions += part.interventions
+        statuses += part.statuses
+    progress.close()
     result.agents = len(result.states)
 
     # Replace: land what the sink had not landed yet, delete, produce, land the same rows.

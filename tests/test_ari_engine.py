@@ -164,3 +164,22 @@ def test_tokens_saved_stays_within_its_avro_long_however_long_the_drift():
     assert state["episodes"]["4"]["tokens_saved"] == float(2**63 - 1)
     from schemas import codec
     assert codec.decode(codec.encode("ari_intervention", drift[-1]))[1]["tokens_saved"] == 2**63 - 1
+
+
+def test_a_step_without_its_status_leaves_the_same_state_and_interventions():
+    # replay builds only each agent's last status (pipeline/replay.derive)
+    events, storm = conflict_storm()
+    for vitals, evs in ((burnout(), []), (storm, events), (token_spike(), []), (corrupt(), []),
+                        (healthy_noise(n=60), [])):
+        with_status, without = run(vitals, evs), new_state()
+        versions = []
+        queue = sorted([("e", e) for e in evs] + [("v", v) for v in vitals], key=lambda x: x[1]["recorded_at"])
+        for kind, rec in queue:
+            if kind == "e":
+                without = step_event(without, rec)
+                continue
+            without, out, status = step_vital(without, rec, status=False)
+            assert status is None
+            versions += out
+        assert (without, versions) == with_status[:2]
+        assert len(with_status[2]) == len(vitals)

@@ -331,3 +331,22 @@ def test_cli_help_and_a_cli_run(env, tmp_path):
     assert f"100.0% {n_records}/{n_records} records" in res.stderr
     res = subprocess.run(cmd[:-1] + ["soon"], capture_output=True, text=True, env=base, timeout=60)
     assert res.returncode == 1 and "sophra replay: not an ISO 8601 time: 'soon'" in res.stderr
+
+
+def test_replay_in_child_processes_writes_what_one_process_writes(env):
+    s, hist, partition, ch = env
+    assert len(set(partition.values())) > 1  # the agents' records are in several partitions: two children work
+    result = replay(s, s.kafka_bootstrap_servers, FROM, out=io.StringIO(), processes=2)
+    assert stored(ch) == expected(hist)
+    assert statuses(ch) == expected_statuses(hist)
+    n_records = sum(len(v) + len(e) for v, e in hist.values())
+    assert (result.records, result.skipped, result.agents, result.interventions, result.statuses,
+            result.deleted, result.landed) == (n_records, 0, 4, 3, 4, 3, 1)
+    changelog = states_in_changelog(s)
+    assert set(changelog) == {entity_key("t_ari", a) for a in hist}
+    for agent, (vitals, events) in hist.items():
+        key = entity_key("t_ari", agent)
+        [(part, state)] = changelog[key]
+        assert part == partition[key]
+        assert state.pop("offsets") == read_to(s, hist, partition, partition[key])
+        assert state == run(vitals, events)[0]

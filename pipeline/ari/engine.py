@@ -12,7 +12,6 @@ The rules and their numbers are documented in docs/ari.md; the numbers live in r
 """
 import json
 from collections import Counter
-from statistics import median
 
 from ..bounds import LONG_MAX, clamp
 from . import rules as R
@@ -36,14 +35,21 @@ def baseline(window: list[list[float]]) -> dict | None:
     if not window:
         return None
     out = {}
-    for i, name in enumerate(METRICS):
-        values = [row[i] for row in window]
-        center = median(values)
-        mad = median(abs(v - center) for v in values)
+    for name, values in zip(METRICS, zip(*window)):
+        center = _median(values)
+        mad = _median([abs(v - center) for v in values])
         spread = max(R.MAD_TO_SIGMA * mad, R.SPREAD_FLOOR[name], R.SPREAD_FLOOR_RATIO * abs(center))
         out[name] = {"center": center, "spread": spread}
     out["n"] = len(window)
     return out
+
+
+def _median(values) -> float:
+    # statistics.median's own arithmetic, without its per-call overhead (the engine's
+    # costliest step: 8 medians a snapshot)
+    s = sorted(values)
+    half = len(s) // 2
+    return s[half] if len(s) % 2 else (s[half - 1] + s[half]) / 2
 
 
 def _spikes(base: dict, name: str, value: float) -> bool:
@@ -53,9 +59,12 @@ def _spikes(base: dict, name: str, value: float) -> bool:
 
 # -- protocol 3: data quality ---------------------------------------------------------------
 
+_JSON_TYPES = {bool: "boolean", int: "number", float: "number", str: "string", list: "array",
+               dict: "object", type(None): "null"}
+
+
 def _json_type(v) -> str:
-    return {bool: "boolean", int: "number", float: "number", str: "string", list: "array",
-            dict: "object", type(None): "null"}.get(type(v), "unknown")
+    return _JSON_TYPES.get(type(v), "unknown")
 
 
 def quality_flags(state: dict, vital: dict, row: list[float], metadata: dict, base: dict | None) -> list[dict]:
@@ -70,8 +79,8 @@ def quality_flags(state: dict, vital: dict, row: list[float], metadata: dict, ba
         flags.append({"flag": "corruption", "reason": f"token_consumption {row[0]:g} is {row[0] / center:.0f}x "
                                                       f"its baseline {center:g}"})
     recent = state["recent"][-(R.STUCK_RUN - 1):]
-    varied_before = len({tuple(r) for r in state["window"]}) >= 2
-    if (len(recent) == R.STUCK_RUN - 1 and all(r == row for r in recent) and row[0] > 0 and varied_before):
+    if (len(recent) == R.STUCK_RUN - 1 and all(r == row for r in recent) and row[0] > 0
+            and len({tuple(r) for r in state["window"]}) >= 2):  # the window varied before
         flags.append({"flag": "stuck", "reason": f"the same values {R.STUCK_RUN} snapshots in a row"})
     for key, value in metadata.items():
         seen, now = state["meta_types"].get(key), _json_type(value)
@@ -146,8 +155,11 @@ def _worse(a: str | None, b: str) -> str:
 
 # -- one snapshot ---------------------------------------------------------------------------
 
-def step_vital(state: dict, vital: dict) -> tuple[dict, list[dict], dict | None]:
-    """Apply one vitals record: (new state, intervention versions, status record)."""
+def step_vital(state: dict, vital: dict, status: bool = True) -> tuple[dict, list[dict], dict | None]:
+    """Apply one vitals record: (new state, intervention versions, status record).
+
+    `status=False` skips building the status record (None instead): replay keeps only
+    each agent's last one, and the state is the same either way."""
     state["snapshots"] += 1
     row = [float(vital[m]) for m in METRICS]
     metadata = json.loads(vital["metadata"] or "{}")
@@ -162,12 +174,14 @@ def step_vital(state: dict, vital: dict) -> tuple[dict, list[dict], dict | None]
     for key, value in metadata.items():
         if value is not None:
             state["meta_types"][key] = _json_type(value)
-    status = {"tenant": vital["tenant"], "agent_id": vital["agent_id"], "snapshots": state["snapshots"],
+    if not status:
+        return state, [i for i in out if i], None
+    record = {"tenant": vital["tenant"], "agent_id": vital["agent_id"], "snapshots": state["snapshots"],
               "checkups": json.dumps(checkups(state, vital) if state["snapshots"] >= R.MIN_SNAPSHOTS else {},
                                      ensure_ascii=False, sort_keys=True),
               "baseline": json.dumps(base or {}, sort_keys=True), "updated_at": vital["recorded_at"],
               "version": vital["id"]}
-    return state, [i for i in out if i], status
+    return state, [i for i in out if i], record
 
 
 def _protocols(state, vital, row, base, flags) -> list[dict | None]:
