@@ -1,0 +1,306 @@
+"""Stage write -> readable: how long a vitals report acknowledged by `POST /api/vitals`
+takes to be readable through `GET /api/agents/{id}/vitals`, while 1,000 reports a
+second are sustained, beside the sink's batch window (bench/README.md, "write -> readable").
+
+1. `sophra up` on a temp data folder: the api with its in-process ClickHouse sink (chdb),
+   the worker and the notifier. With --bootstrap (as bench/run.py gives) it uses that
+   broker under a fresh topic prefix and fresh group ids; alone it starts its own
+   embedded broker, the whole `make run`.
+2. Load: a separate process (so its event loop does not delay the tracers' clocks), an
+   aiohttp client paced open-loop at --rate (1,000/s) for --seconds (60; --quick 15) after
+   a 5 s warm-up, over --agents agents (20,000: each reports every 20 s, so the 10 s
+   per-agent limit never applies; any answer but 200 is counted and reported). At most
+   512 requests are in flight: a server that falls behind slows the client down, and the
+   rate it reached is what the row says.
+3. Tracers: every --tracer-ms (100 ms, on a fixed clock, so they land anywhere in the
+   sink's window) one more report, of an agent never seen before; from its 200 answer,
+   `GET /api/agents/{id}/vitals?limit=1` every --poll-ms (20 ms) until it returns that
+   record's id. write -> readable = the answer of the first GET that shows it minus the
+   answer of the POST (an upper bound, by at most one poll period). Polling the api, not
+   ClickHouse: with the embedded default the api process holds the chdb folder (one
+   process per folder), so nothing else can read it; a tracer at a time per 100 ms keeps
+   the polls at a few per cent of the load (the GETs per second are in the row's note).
+4. Rows: p50 and p99 of write -> readable against the sink's batch window
+   (settings.sink_batch_ms: the ratio is how many windows a write waits), the send rate
+   reached and the answers' p99.
+
+    .venv/bin/python bench/stage_latency.py [--bootstrap HOST:PORT] [--quick] [--json OUT]
+"""
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from stage import ROOT, Row, Target, arguments, write_rows
+
+import aiohttp  # noqa: E402
+
+from sophra.processes import spawn, terminate  # noqa: E402
+from sophra.settings import Settings  # noqa: E402
+
+WARMUP_S = 5.0
+MAX_IN_FLIGHT = 512
+TRACER_TIMEOUT_S = 30.0
+
+
+class StageError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def body(agent: str, i: int) -> dict:
+    return {"agentId": agent, "metrics": {"tokenConsumption": 1000 + i % 500, "tokenLimit": 100_000,
+                                          "hallucinationRate": 0.01, "loopCount": i % 7, "conflictCount": 0}}
+
+
+# -- the load, in its own process ------------------------------------------------------
+
+def load_process(url: str, key: str, rate: float, start: float, measure_from: float, stop: float, agents: int,
+                 out) -> None:
+    """Paced reports from `start` to `stop` (time.time()); sends `out` (sent, answers, statuses, latencies)
+    for the requests sent from `measure_from` on."""
+    out.send(asyncio.run(_load(url, key, rate, start, measure_from, stop, agents)))
+
+
+async def _load(url, key, rate, start, measure_from, stop, agents):
+    latencies, statuses, sent = [], {}, 0
+    in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+    headers = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession(url, headers=headers,
+                                     connector=aiohttp.TCPConnector(limit=MAX_IN_FLIGHT)) as http:
+        async def one(i: int, measured: bool):
+            try:
+                t = time.perf_counter()
+                async with http.post("/api/vitals", json=body(f"load-{i % agents}", i)) as resp:
+                    await resp.read()
+                    status = resp.status
+                if measured:
+                    latencies.append(time.perf_counter() - t)
+            except aiohttp.ClientError as exc:
+                status = type(exc).__name__
+            finally:
+                in_flight.release()
+            if measured:
+                statuses[status] = statuses.get(status, 0) + 1
+
+        tasks = set()
+        while time.time() < start:
+            await asyncio.sleep(0.005)
+        i = 0
+        while (now := time.time()) < stop:
+            due = int((now - start) * rate)
+            while i < due and time.time() < stop:
+                await in_flight.acquire()  # a full client waits: the rate reached says so
+                measured = time.time() >= measure_from
+                sent += measured
+                task = asyncio.create_task(one(i, measured))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                i += 1
+            await asyncio.sleep(0.001)
+        if tasks:
+            await asyncio.wait(tasks, timeout=30)
+    return sent, statuses, latencies
+
+
+# -- the tracers --------------------------------------------------------------------------
+
+async def tracers(url: str, key: str, tag: str, start: float, stop: float, every: float, poll: float):
+    """[(write -> readable seconds or None if never within TRACER_TIMEOUT_S)], GETs made."""
+    results, gets = [], 0
+    headers = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession(url, headers=headers) as http:
+        async def trace(i: int):
+            nonlocal gets
+            agent = f"tracer-{tag}-{i}"
+            async with http.post("/api/vitals", json=body(agent, i)) as resp:
+                answered = time.perf_counter()
+                if resp.status != 200:
+                    raise StageError(f"a tracer's report got {resp.status}: {await resp.text()}")
+                vid = (await resp.json())["vital"]["id"]
+            while time.perf_counter() - answered < TRACER_TIMEOUT_S:
+                await asyncio.sleep(poll)
+                gets += 1
+                async with http.get(f"/api/agents/{agent}/vitals", params={"limit": "1"}) as resp:
+                    found = resp.status == 200 and [v["id"] for v in (await resp.json())["vitals"]] == [vid]
+                    seen = time.perf_counter()
+                if found:
+                    results.append(seen - answered)
+                    return
+            results.append(None)
+
+        while time.time() < start:
+            await asyncio.sleep(0.005)
+        tasks, i = [], 0
+        while time.time() < stop:
+            tasks.append(asyncio.create_task(trace(i)))
+            i += 1
+            await asyncio.sleep(max(0.0, start + i * every - time.time()))
+        await asyncio.gather(*tasks)
+    return results, gets
+
+
+# -- sophra up ---------------------------------------------------------------------------
+
+def start_up(data: Path, port: int, bootstrap: str | None, tag: str) -> tuple:
+    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "CLICKHOUSE_URL")}
+    env.update(SOPHRA_DATA_DIR=str(data), SOPHRA_PORT=str(port))
+    if bootstrap:
+        env.update(KAFKA_BOOTSTRAP_SERVERS=bootstrap, SOPHRA_TOPIC_PREFIX=f"bench-latency-{tag}.",
+                   SOPHRA_WORKER_ID=f"bench-latency-worker-{tag}", SOPHRA_SINK_GROUP=f"bench-latency-sink-{tag}",
+                   SOPHRA_NOTIFIER_GROUP=f"bench-latency-notifier-{tag}")
+    log = open(data / "up.log", "wb")
+    proc = spawn([sys.executable, "-m", "sophra", "up"], stdout=log, env=env, cwd=ROOT, death_signal=signal.SIGINT)
+    return proc, log, env
+
+
+async def wait_ready(url: str, proc, log_path: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession(url) as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise StageError(f"sophra up exited with {proc.returncode}:\n{tail(log_path)}")
+            try:
+                async with http.get("/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise StageError(f"sophra up was not ready within {timeout:.0f} s:\n{tail(log_path)}")
+
+
+async def new_key(url: str, tag: str) -> str:
+    async with aiohttp.ClientSession(url) as http:
+        async with http.post("/api/keys", json={"email": f"bench-latency-{tag}@sophra.local"}) as resp:
+            if resp.status not in (200, 201):
+                raise StageError(f"POST /api/keys answered {resp.status}: {await resp.text()}")
+            return (await resp.json())["key"]
+
+
+def stop_up(proc) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except Exception:
+            pass
+    terminate(proc)
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU of a process and its children that are still running (Linux /proc)."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += cpu_seconds(int(child))
+    except (OSError, ValueError):
+        pass
+    return total
+
+
+def quantile(xs: list[float], q: int) -> float:
+    return statistics.quantiles(xs, n=100, method="inclusive")[q - 1]
+
+
+def main() -> int:
+    ap = arguments(__doc__)
+    ap.add_argument("--rate", type=float, default=1000.0, help="reports per second (default 1000)")
+    ap.add_argument("--seconds", type=float, help="measured seconds (default 60; --quick 15)")
+    ap.add_argument("--agents", type=int, default=20_000, help="agents the load rotates over (default 20,000)")
+    ap.add_argument("--tracer-ms", type=float, default=100.0)
+    ap.add_argument("--poll-ms", type=float, default=20.0)
+    args = ap.parse_args()
+    seconds = args.seconds or (15.0 if args.quick else 60.0)
+    if args.agents < args.rate * 10:
+        ap.error("--agents must be at least 10 x --rate, so the 10 s per-agent limit never applies")
+    tag = uuid.uuid4().hex[:8]
+    data = Path(tempfile.mkdtemp(prefix="sophra-bench-latency-"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc, log, env = start_up(data, port, args.bootstrap, tag)
+    window_ms = Settings().sink_batch_ms  # the environment `sophra up` inherits
+    try:
+        asyncio.run(wait_ready(url, proc, data / "up.log"))
+        key = asyncio.run(new_key(url, tag))
+        start = time.time() + 1.0
+        measure_from, stop = start + WARMUP_S, start + WARMUP_S + seconds
+        ctx = multiprocessing.get_context("spawn")
+        got, sent_end = ctx.Pipe(duplex=False)
+        loader = ctx.Process(target=load_process, args=(url, key, args.rate, start, measure_from, stop,
+                                                        args.agents, sent_end), daemon=True)
+        loader.start()
+        while time.time() < measure_from:
+            time.sleep(0.05)
+        cpu0, t0 = cpu_seconds(proc.pid), time.time()
+        traced, gets = asyncio.run(tracers(url, key, tag, measure_from, stop, args.tracer_ms / 1000,
+                                           args.poll_ms / 1000))
+        cpu1, t1 = cpu_seconds(proc.pid), time.time()
+        if not got.poll(120):
+            raise StageError("the load process sent no result")
+        sent, statuses, latencies = got.recv()
+        loader.join(10)
+        if proc.poll() is not None:
+            raise StageError(f"sophra up exited with {proc.returncode} during the run:\n{tail(data / 'up.log')}")
+    finally:
+        stop_up(proc)
+        log.close()
+        shutil.rmtree(data, ignore_errors=True)
+
+    done = [x for x in traced if x is not None]
+    if len(done) < 10 or not latencies:
+        raise StageError(f"too few measurements: {len(done)} tracers readable, {len(latencies)} answers")
+    lost = len(traced) - len(done)
+    ms = [x * 1000 for x in done] + [TRACER_TIMEOUT_S * 1000] * lost  # a tracer never readable counts as the cap
+    ok = statuses.get(200, 0)
+    other = {k: v for k, v in statuses.items() if k != 200}
+    base = f"sink batch window (sink_batch_ms={window_ms})"
+    what = (f"`sophra up` ({'broker given, ' if args.bootstrap else 'embedded broker, '}api + in-process sink, "
+            f"worker, notifier) under {args.rate:,.0f} reports/s asked for {seconds:.0f} s over {args.agents:,} agents; "
+            f"{len(traced)} tracers (one per {args.tracer_ms:g} ms), GET /api/agents/{{id}}/vitals every "
+            f"{args.poll_ms:g} ms from the 200 answer until it shows the record ({gets / (t1 - t0):.0f} GETs/s)"
+            + (f"; {lost} tracers not readable within {TRACER_TIMEOUT_S:g} s, counted as that" if lost else ""))
+    cpu = f"sophra up's processes used {(cpu1 - cpu0) / (t1 - t0):.2f} cores"
+    write_rows(args.json, [
+        Row("write -> readable", "p50", quantile(ms, 50), "ms", baseline=base, baseline_value=window_ms, note=what),
+        Row("write -> readable", "p99", quantile(ms, 99), "ms", baseline=base, baseline_value=window_ms,
+            target=Target("<=", 1000), note=f"{what}; {cpu}"),
+        Row("write -> readable", "reports/s reached", ok / seconds, "req/s",
+            note=f"200 answers to reports sent in the {seconds:.0f} s (asked {args.rate:,.0f}/s; sent {sent:,})"
+                 + (f"; other answers {other}" if other else "")),
+        Row("write -> readable", "answer p99 under that load", quantile([x * 1000 for x in latencies], 99), "ms",
+            note=f"POST /api/vitals answer time, p50 {quantile([x * 1000 for x in latencies], 50):.1f} ms"),
+    ])
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except StageError as exc:
+        sys.exit(f"stage latency: {exc}")
