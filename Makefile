@@ -26,7 +26,7 @@ kafka-fetch: install
 # no browser is downloaded.
 browser: tests/browser/node_modules/.installed
 tests/browser/node_modules/.installed: tests/browser/package-lock.json
-	sh deploy/install_chromium.sh
+	sh deploy/install_debian_package.sh /usr/bin/chromium chromium
 	npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 	touch $@
 
@@ -45,7 +45,7 @@ test: install kafka-fetch browser dashboard
 
 # Every stage beside its baseline in one run (bench/README.md); wrk drives the api stages.
 bench: install kafka-fetch dashboard
-	sh deploy/install_wrk.sh
+	sh deploy/install_debian_package.sh /usr/bin/wrk wrk
 	$(BIN)/python bench/run.py
 
 # Regenerate the lock after changing dependencies in pyproject.toml.

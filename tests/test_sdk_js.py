@@ -293,7 +293,7 @@ def test_sdk_behaviour_with_a_fake_fetch():
 
 @pytest.fixture(scope="session")
 def chromium():
-    proc = subprocess.run([str(ROOT / "deploy" / "install_chromium.sh")], capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(["sh", str(ROOT / "deploy" / "install_debian_package.sh"), "/usr/bin/chromium", "chromium"], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"Chromium is required for the browser SDK test: {proc.stderr}"
     return "/usr/bin/chromium"
 
