@@ -2,10 +2,12 @@
 takes to be readable through `GET /api/agents/{id}/vitals`, while 1,000 reports a
 second are sustained, beside the sink's batch window (bench/README.md, "write -> readable").
 
-1. `sophra up` on a temp data folder: the api with its in-process ClickHouse sink (chdb),
-   the worker and the notifier. With --bootstrap (as bench/run.py gives) it uses that
-   broker under a fresh topic prefix and fresh group ids; alone it starts its own
-   embedded broker, the whole `make run`.
+1. On a temp data folder, `sophra api --with-sink` (the write -> readable path alone: the
+   api and its in-process ClickHouse sink, chdb) on the stage's broker (--bootstrap, as
+   bench/run.py gives, under a fresh topic prefix and fresh group ids; alone, a broker of
+   its own); then, reported beside it (--process both, the default; --quick runs the api
+   alone), the whole `sophra up` with the worker and the notifier on the same cores
+   (without --bootstrap with its embedded broker: `make run`).
 2. Load: a separate process (so its event loop does not delay the tracers' clocks), an
    aiohttp client paced open-loop at --rate (1,000/s) for --seconds (60; --quick 15) after
    a 5 s warm-up, over --agents agents (20,000: each reports every 20 s, so the 10 s
@@ -41,7 +43,7 @@ import time
 import uuid
 from pathlib import Path
 
-from stage import ROOT, Row, Target, arguments, write_rows
+from stage import ROOT, Row, Target, arguments, broker, write_rows
 
 import aiohttp  # noqa: E402
 
@@ -136,9 +138,12 @@ async def tracers(url: str, key: str, tag: str, start: float, stop: float, every
             while time.perf_counter() - answered < TRACER_TIMEOUT_S:
                 await asyncio.sleep(poll)
                 gets += 1
-                async with http.get(f"/api/agents/{agent}/vitals", params={"limit": "1"}) as resp:
-                    found = resp.status == 200 and [v["id"] for v in (await resp.json())["vitals"]] == [vid]
-                    seen = time.perf_counter()
+                try:
+                    async with http.get(f"/api/agents/{agent}/vitals", params={"limit": "1"}) as resp:
+                        found = resp.status == 200 and [v["id"] for v in (await resp.json())["vitals"]] == [vid]
+                        seen = time.perf_counter()
+                except aiohttp.ClientError:  # e.g. a kept-alive connection the server closed: poll again
+                    continue
                 if found:
                     results.append(seen - answered)
                     return
@@ -155,9 +160,15 @@ async def tracers(url: str, key: str, tag: str, start: float, stop: float, every
     return results, gets
 
 
-# -- sophra up ---------------------------------------------------------------------------
+# -- the process under test ---------------------------------------------------------------
 
-def start_up(data: Path, port: int, bootstrap: str | None, tag: str) -> tuple:
+# `api`: the write -> readable path alone, `sophra api --with-sink` (the api and its
+# in-process sink) on the stage's broker; `up`: the whole `sophra up` (with the worker and
+# the notifier competing for the same cores), reported beside it.
+COMMANDS = {"api": ["api", "--with-sink"], "up": ["up"]}
+
+
+def start_up(data: Path, port: int, bootstrap: str | None, tag: str, what: str = "up") -> tuple:
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "CLICKHOUSE_URL")}
     env.update(SOPHRA_DATA_DIR=str(data), SOPHRA_PORT=str(port))
     if bootstrap:
@@ -165,7 +176,8 @@ def start_up(data: Path, port: int, bootstrap: str | None, tag: str) -> tuple:
                    SOPHRA_WORKER_ID=f"bench-latency-worker-{tag}", SOPHRA_SINK_GROUP=f"bench-latency-sink-{tag}",
                    SOPHRA_NOTIFIER_GROUP=f"bench-latency-notifier-{tag}")
     log = open(data / "up.log", "wb")
-    proc = spawn([sys.executable, "-m", "sophra", "up"], stdout=log, env=env, cwd=ROOT, death_signal=signal.SIGINT)
+    proc = spawn([sys.executable, "-m", "sophra", *COMMANDS[what]], stdout=log, env=env, cwd=ROOT,
+                 death_signal=signal.SIGINT)
     return proc, log, env
 
 
@@ -174,7 +186,7 @@ async def wait_ready(url: str, proc, log_path: Path, timeout: float = 180) -> No
     async with aiohttp.ClientSession(url) as http:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise StageError(f"sophra up exited with {proc.returncode}:\n{tail(log_path)}")
+                raise StageError(f"the process under test exited with {proc.returncode}:\n{tail(log_path)}")
             try:
                 async with http.get("/readyz") as resp:
                     if resp.status == 200:
@@ -182,7 +194,7 @@ async def wait_ready(url: str, proc, log_path: Path, timeout: float = 180) -> No
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.2)
-    raise StageError(f"sophra up was not ready within {timeout:.0f} s:\n{tail(log_path)}")
+    raise StageError(f"the process under test was not ready within {timeout:.0f} s:\n{tail(log_path)}")
 
 
 async def new_key(url: str, tag: str) -> str:
@@ -235,16 +247,33 @@ def main() -> int:
     ap.add_argument("--agents", type=int, default=20_000, help="agents the load rotates over (default 20,000)")
     ap.add_argument("--tracer-ms", type=float, default=100.0)
     ap.add_argument("--poll-ms", type=float, default=20.0)
+    ap.add_argument("--process", choices=("api", "up", "both"), help="what runs: `sophra api --with-sink`, "
+                    "`sophra up`, or one after the other (default both; --quick api)")
     args = ap.parse_args()
-    seconds = args.seconds or (15.0 if args.quick else 60.0)
+    args.seconds = args.seconds or (15.0 if args.quick else 60.0)
     if args.agents < args.rate * 10:
         ap.error("--agents must be at least 10 x --rate, so the 10 s per-agent limit never applies")
+    chosen = args.process or ("api" if args.quick else "both")
+    rows = []
+    if chosen in ("api", "both"):
+        with broker(args.bootstrap) as bootstrap:
+            rows += measure(args, "api", bootstrap, target=True)
+    if chosen in ("up", "both"):
+        # without --bootstrap, `sophra up` is the whole `make run`, with its own embedded broker
+        rows += measure(args, "up", args.bootstrap, target=chosen == "up")
+    write_rows(args.json, rows)
+    return 0
+
+
+def measure(args, what: str, bootstrap: str | None, target: bool) -> list[Row]:
+    """One run of `what` (COMMANDS) under the load, with the tracers: its rows."""
+    seconds = args.seconds
     tag = uuid.uuid4().hex[:8]
     data = Path(tempfile.mkdtemp(prefix="sophra-bench-latency-"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc, log, env = start_up(data, port, args.bootstrap, tag)
-    window_ms = Settings().sink_batch_ms  # the environment `sophra up` inherits
+    proc, log, env = start_up(data, port, bootstrap, tag, what)
+    window_ms = Settings().sink_batch_ms  # the environment the process inherits
     try:
         asyncio.run(wait_ready(url, proc, data / "up.log"))
         key = asyncio.run(new_key(url, tag))
@@ -266,7 +295,7 @@ def main() -> int:
         sent, statuses, latencies = got.recv()
         loader.join(10)
         if proc.poll() is not None:
-            raise StageError(f"sophra up exited with {proc.returncode} during the run:\n{tail(data / 'up.log')}")
+            raise StageError(f"sophra {what} exited with {proc.returncode} during the run:\n{tail(data / 'up.log')}")
     finally:
         stop_up(proc)
         log.close()
@@ -280,23 +309,25 @@ def main() -> int:
     ok = statuses.get(200, 0)
     other = {k: v for k, v in statuses.items() if k != 200}
     base = f"sink batch window (sink_batch_ms={window_ms})"
-    what = (f"`sophra up` ({'broker given, ' if args.bootstrap else 'embedded broker, '}api + in-process sink, "
-            f"worker, notifier) under {args.rate:,.0f} reports/s asked for {seconds:.0f} s over {args.agents:,} agents; "
-            f"{len(traced)} tracers (one per {args.tracer_ms:g} ms), GET /api/agents/{{id}}/vitals every "
-            f"{args.poll_ms:g} ms from the 200 answer until it shows the record ({gets / (t1 - t0):.0f} GETs/s)"
+    runs = {"api": "`sophra api --with-sink` (the api and its in-process sink; no worker)",
+            "up": "`sophra up` (api + in-process sink, worker, notifier)"}[what]
+    stage = "write -> readable" + ("" if what == "api" else ", sophra up")
+    note = (f"{runs}, {'broker given' if bootstrap else 'embedded broker'}; {args.rate:,.0f} reports/s asked for "
+            f"{seconds:.0f} s over {args.agents:,} agents; {len(traced)} tracers (one per {args.tracer_ms:g} ms), "
+            f"GET /api/agents/{{id}}/vitals every {args.poll_ms:g} ms from the 200 answer until it shows the record "
+            f"({gets / (t1 - t0):.0f} GETs/s)"
             + (f"; {lost} tracers not readable within {TRACER_TIMEOUT_S:g} s, counted as that" if lost else ""))
-    cpu = f"sophra up's processes used {(cpu1 - cpu0) / (t1 - t0):.2f} cores"
-    write_rows(args.json, [
-        Row("write -> readable", "p50", quantile(ms, 50), "ms", baseline=base, baseline_value=window_ms, note=what),
-        Row("write -> readable", "p99", quantile(ms, 99), "ms", baseline=base, baseline_value=window_ms,
-            target=Target("<=", 1000), note=f"{what}; {cpu}"),
-        Row("write -> readable", "reports/s reached", ok / seconds, "req/s",
+    cpu = f"its processes used {(cpu1 - cpu0) / (t1 - t0):.2f} cores"
+    return [
+        Row(stage, "p50", quantile(ms, 50), "ms", baseline=base, baseline_value=window_ms, note=note),
+        Row(stage, "p99", quantile(ms, 99), "ms", baseline=base, baseline_value=window_ms,
+            target=Target("<=", 1000) if target else None, note=f"{note}; {cpu}"),
+        Row(stage, "reports/s reached", ok / seconds, "req/s",
             note=f"200 answers to reports sent in the {seconds:.0f} s (asked {args.rate:,.0f}/s; sent {sent:,})"
                  + (f"; other answers {other}" if other else "")),
-        Row("write -> readable", "answer p99 under that load", quantile([x * 1000 for x in latencies], 99), "ms",
+        Row(stage, "answer p99 under that load", quantile([x * 1000 for x in latencies], 99), "ms",
             note=f"POST /api/vitals answer time, p50 {quantile([x * 1000 for x in latencies], 50):.1f} ms"),
-    ])
-    return 0
+    ]
 
 
 if __name__ == "__main__":
