@@ -11,7 +11,8 @@ batches, beside raw confluent-kafka producing the same points, in the same run.
    `app_metric_batch` records the api would write for that body (same 1,000 points each,
    encoded before the clock starts), same key, same producer settings
    (pipeline.producer.producer_config), to the same topic, as fast as the local queue
-   takes them, timed from the first produce to the last delivery report.
+   takes them (200 distinct records in turn, --batches in all), timed from the first
+   produce to the last delivery report; its producer is connected and warm before that.
 4. Subject and baseline alternate --rounds times (2; 1 with --quick); the best of each.
    CPU per batch of the api process (/proc, all threads) is reported beside it.
 5. Checks (else exit 1): every api answer was 202; the records on the topic are the 202s
@@ -19,7 +20,7 @@ batches, beside raw confluent-kafka producing the same points, in the same run.
    all delivered; one api record decodes to the 1,000 points posted.
 
 Usage: python bench/stage_api_metrics.py [--bootstrap HOST:PORT] [--quick] [--json OUT]
-           [--seconds 15] [--rounds 2] [--connections 8] [--batches 2000]
+           [--seconds 15] [--rounds 2] [--connections 8] [--batches 20000]
 """
 from __future__ import annotations
 
@@ -66,8 +67,9 @@ def api_load(server: Served, key: str, path: str, body_file: Path, seconds: floa
     return out
 
 
-def raw_produce(bootstrap: str, topic: str, key: bytes, values: list[bytes]) -> dict:
-    """confluent-kafka producing pre-encoded records: points/s from first produce to last report."""
+def raw_produce(bootstrap: str, topic: str, key: bytes, values: list[bytes], n: int) -> dict:
+    """confluent-kafka producing `n` pre-encoded records (`values` in turn): points/s from
+    the first produce to the last delivery report, the producer connected and warm first."""
     producer = Producer(producer_config(bootstrap))
     delivered, errors = [0], []
 
@@ -77,21 +79,24 @@ def raw_produce(bootstrap: str, topic: str, key: bytes, values: list[bytes]) -> 
         else:
             delivered[0] += 1
 
-    producer.list_topics(topic, timeout=10)  # connected before the clock starts
+    for value in values[:20]:  # connection, idempotent producer id, first batches: not timed
+        producer.produce(topic, key=key, value=value, on_delivery=report)
+    producer.flush(60)
+    warm = delivered[0]
     t0 = time.perf_counter()
-    for value in values:
+    for i in range(n):
         while True:
             try:
-                producer.produce(topic, key=key, value=value, on_delivery=report)
+                producer.produce(topic, key=key, value=values[i % len(values)], on_delivery=report)
                 break
             except BufferError:
                 producer.poll(0.01)
         producer.poll(0)
     left = producer.flush(120)
     elapsed = time.perf_counter() - t0
-    if left or errors or delivered[0] != len(values):
-        raise BenchError(f"raw produce: {delivered[0]} of {len(values)} delivered, errors {errors[:3]}")
-    return {"records": len(values), "seconds": elapsed, "points_s": len(values) * POINTS / elapsed}
+    if left or errors or delivered[0] - warm != n or warm != min(20, len(values)):
+        raise BenchError(f"raw produce: {delivered[0]} of {n + warm} delivered, errors {errors[:3]}")
+    return {"records": n + warm, "seconds": elapsed, "points_s": n * POINTS / elapsed}
 
 
 def first_api_record(bootstrap: str, topic: str) -> dict:
@@ -116,11 +121,11 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, help="each api run (default 15; --quick 5)")
     ap.add_argument("--rounds", type=int, help="api/baseline alternations (default 2; --quick 1)")
     ap.add_argument("--connections", type=int, default=8)
-    ap.add_argument("--batches", type=int, help="records of the baseline per round (default 2,000; --quick 500)")
+    ap.add_argument("--batches", type=int, help="records of the baseline per round (default 20,000; --quick 5,000)")
     args = ap.parse_args()
     seconds = args.seconds or (5 if args.quick else 15)
     rounds = args.rounds or (1 if args.quick else 2)
-    n_batches = args.batches or (500 if args.quick else 2000)
+    n_batches = args.batches or (5000 if args.quick else 20_000)
     run = uuid.uuid4().hex[:8]
     tmp = Path(tempfile.mkdtemp(prefix="sophra-bench-metrics-"))
     started: list[Served] = []
@@ -157,18 +162,18 @@ def main() -> int:
                     raise BenchError("the api did not see the enterprise plan within 30 s")
                 time.sleep(0.5)
             sent_by_api = [api_load(api, key, path, body_file, 3, args.connections)]  # warm-up
-            # The records the api writes for that body, encoded before the clock starts.
+            # The records the api writes for that body (200 of them, each its own batch id),
+            # encoded before the clock starts.
             values = [codec.encode("app_metric_batch", {"tenant": tenant, "application_id": app_id,
                                                         "id": 1_000_000 + i, "received_at": time.time_ns() // 1_000_000,
-                                                        "points": points}) for i in range(n_batches)]
+                                                        "points": points}) for i in range(200)]
             rkey = entity_key(tenant, app_id)
-            raw_produce(bootstrap, topic, rkey, values[:50])  # warm-up
-            raw_records = 50
+            raw_records = 0
             for r in range(rounds):
                 res["api"].append(api_load(api, key, path, body_file, seconds, args.connections))
                 sent_by_api.append(res["api"][-1])
-                res["raw"].append(raw_produce(bootstrap, topic, rkey, values))
-                raw_records += n_batches
+                res["raw"].append(raw_produce(bootstrap, topic, rkey, values, n_batches))
+                raw_records += res["raw"][-1]["records"]
                 a, b = res["api"][-1], res["raw"][-1]
                 print(f"  round {r + 1}: api {a['points_s']:,.0f} points/s ({a['requests'] / a['seconds']:,.1f} "
                       f"batches/s, {a['cpu_per_batch_ms']:.2f} ms CPU a batch, p99 {a['p99_us'] / 1000:.1f} ms, "

@@ -54,10 +54,16 @@ def load(server: Served, key: str, seconds: float, connections: int, run: str, d
 
 
 def paced(server: Served, key: str, rate: float, seconds: float, run: str) -> dict:
-    """wrk at about `rate` requests/s: each of `conns` connections waits delay ms between requests."""
-    conns = max(2, min(64, round(rate / 50)))  # a delay of ~20 ms per connection
-    delay = max(1, round(conns * 1000 / rate))
-    return load(server, key, seconds, conns, run, delay_ms=delay)
+    """wrk at about `rate` requests/s: each connection waits a delay between its requests.
+    A connection's cycle is that delay plus the request's latency, so a 3 s calibration
+    run first measures the cycle and the delay is shortened by the latency it showed."""
+    conns = max(4, min(64, round(rate / 20)))  # ~50 ms between a connection's requests
+    delay = conns * 1000 / rate
+    calibration = load(server, key, 3, conns, run + "-cal", delay_ms=round(delay))
+    latency = conns * 1000 / max(calibration["rps"], 1) - delay
+    out = load(server, key, seconds, conns, run, delay_ms=max(1, round(delay - max(latency, 0))))
+    out["also"] = [calibration]  # its records are on the topic too
+    return out
 
 
 def measure(server: Served, base: Served, key: str, args, run: str) -> dict:
@@ -74,9 +80,12 @@ def measure(server: Served, base: Served, key: str, args, run: str) -> dict:
                   f"p99 {x['p99_us'] / 1000:.1f} ms, non-200 {x['non2xx']}", flush=True)
     best = max(res["api"], key=lambda x: x["rps"])
     res["half"] = paced(server, key, best["rps"] / 2, args.seconds, f"{run}-half")
-    h = res["half"]
-    print(f"  half load: {h['rps']:,.0f} req/s, p50 {h['p50_us'] / 1000:.2f} ms, p99 {h['p99_us'] / 1000:.2f} ms",
-          flush=True)
+    # the bare app paced alike: what this machine's scheduling alone gives at that rate
+    res["bare_half"] = paced(base, key, best["rps"] / 2, args.seconds, f"{run}-bare-half")
+    for who in ("half", "bare_half"):
+        h = res[who]
+        print(f"  {'api' if who == 'half' else 'bare'} at half the api's rate: {h['rps']:,.0f} req/s, "
+              f"p50 {h['p50_us'] / 1000:.2f} ms, p99 {h['p99_us'] / 1000:.2f} ms", flush=True)
     return res
 
 
@@ -86,6 +95,7 @@ def rates(results: list[dict]) -> str:
 
 def answered(results: list[dict]) -> tuple[int, int]:
     """(200s, everything else) over wrk runs."""
+    results = results + [x for r in results for x in r.get("also", [])]
     ok = sum(r["requests"] - r["non2xx"] for r in results)
     return ok, sum(r["non2xx"] + r["socket_errors"] for r in results)
 
@@ -138,7 +148,7 @@ def main() -> int:
             # Every answer a 200, every 200 a record on the topic. wrk stops counting with
             # requests still in flight, which the api may have stored: at most one per connection.
             ok, bad = answered(runs_on_topic)
-            in_flight = sum(r["connections"] for r in runs_on_topic)
+            in_flight = sum(r["connections"] for r in runs_on_topic + [x for r in runs_on_topic for x in r.get("also", [])])
             time.sleep(1)
             on_topic = topic_records(bootstrap, prefix + AGENT_VITALS.name)
             if bad or not ok <= on_topic <= ok + in_flight:
@@ -181,7 +191,9 @@ def main() -> int:
     h = res["half"]
     rows.append(Row(STAGE, "p99 at half the max rate", h["p99_us"] / 1000, "ms", target=Target("<=", 10),
                     note=f"wrk paced by delay() at {h['rps']:,.0f} req/s (half of {a['rps']:,.0f}); p50 "
-                         f"{h['p50_us'] / 1000:.2f} ms, max {h['max_us'] / 1000:.1f} ms"))
+                         f"{h['p50_us'] / 1000:.2f} ms, max {h['max_us'] / 1000:.1f} ms; the bare app paced alike: "
+                         f"{res['bare_half']['rps']:,.0f} req/s, p50 {res['bare_half']['p50_us'] / 1000:.2f} ms, "
+                         f"p99 {res['bare_half']['p99_us'] / 1000:.2f} ms"))
     if scaling is not None:
         rows.append(Row(STAGE, "requests/s, 2 api processes", scaling, "req/s", baseline="1 api process",
                         baseline_value=a["rps"], note="two `sophra api` behind the same broker, wrk on each at once "
