@@ -11,7 +11,9 @@ bare endpoint on the same HTTP server settings (bench/bare_api.py), in the same 
    threads, librdkafka's included) over the run, divided by the requests it answered.
 3. Latency: wrk paced (Lua delay()) at half the api's best requests/s; its p99 (wrk measures
    from send to answer on each connection; the pacing is per connection, so this is not an
-   open-loop client and a stall would hold the next requests back).
+   open-loop client and a stall would hold the next requests back). Beside it, reported
+   only: the bare app paced alike, and confluent-kafka alone producing at that rate with
+   the api's settings (produce -> delivery report): the floor this machine and broker give.
 4. Reported only: two `sophra api` processes behind the same broker (wrk on each at once,
    half the connections each; the sum), and the same figures under `sophra up` (worker,
    notifier, api with its in-process sink: everything on this machine).
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 import tempfile
 import time
@@ -36,6 +39,9 @@ from stage import ROOT, Row, Target, arguments, broker, write_rows  # noqa: E402
 
 from api_procs import BenchError, Served, bare, cpu_seconds, new_key, sophra, topic_records, wrk  # noqa: E402
 
+from confluent_kafka import Producer  # noqa: E402
+
+from pipeline.producer import producer_config  # noqa: E402
 from pipeline.topics import AGENT_VITALS, ensure_topics  # noqa: E402
 
 SCRIPT = ROOT / "bench" / "wrk" / "vitals.lua"
@@ -89,6 +95,39 @@ def measure(server: Served, base: Served, key: str, args, run: str) -> dict:
     return res
 
 
+def raw_ack_latency(bootstrap: str, topic: str, rate: float, seconds: float) -> dict:
+    """confluent-kafka alone, the api's producer settings, one small record every 1/rate s with
+    a thread polling as the api's does: produce -> delivery report percentiles (ms). What
+    the broker on this machine gives before any HTTP."""
+    producer = Producer(producer_config(bootstrap))
+    took: list[float] = []
+    running = True
+
+    def poll():
+        while running:
+            producer.poll(0.05)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    for i in range(50):  # connected, producer id acquired: not timed
+        producer.produce(topic, key=b"warm-%d" % i, value=b"x" * 200)
+    producer.flush(30)
+    end, i = time.perf_counter() + seconds, 0
+    while (t0 := time.perf_counter()) < end:
+        producer.produce(topic, key=b"raw-%d" % i, value=b"x" * 200,
+                         on_delivery=lambda err, msg, t0=t0: err is None and took.append(time.perf_counter() - t0))
+        i += 1
+        time.sleep(max(0.0, t0 + 1 / rate - time.perf_counter()))
+    producer.flush(30)
+    running = False
+    poller.join(1)
+    took.sort()
+    n = len(took)
+    if n < i:
+        raise BenchError(f"raw produce: {n} of {i} records delivered")
+    return {"rate": n / seconds, "p50_ms": took[n // 2] * 1e3, "p99_ms": took[int(n * 0.99)] * 1e3}
+
+
 def rates(results: list[dict]) -> str:
     return ", ".join(f"{x['rps']:,.0f}" for x in results)
 
@@ -126,6 +165,10 @@ def main() -> int:
             key, _ = new_key(api.url)
             res = measure(api, base_ready, key, args, run)
             runs_on_topic = res["warm"] + res["api"] + [res["half"]]
+            ensure_topics(bootstrap, f"bench-api-raw-{run}.")  # its own topics: the check below counts the api's
+            raw = raw_ack_latency(bootstrap, f"bench-api-raw-{run}.{AGENT_VITALS.name}", res["half"]["rps"], args.seconds)
+            print(f"  raw confluent-kafka at {raw['rate']:,.0f} records/s: produce -> report p50 {raw['p50_ms']:.2f} ms, "
+                  f"p99 {raw['p99_ms']:.2f} ms", flush=True)
 
             scaling = None
             if not args.no_scaling:
@@ -194,6 +237,10 @@ def main() -> int:
                          f"{h['p50_us'] / 1000:.2f} ms, max {h['max_us'] / 1000:.1f} ms; the bare app paced alike: "
                          f"{res['bare_half']['rps']:,.0f} req/s, p50 {res['bare_half']['p50_us'] / 1000:.2f} ms, "
                          f"p99 {res['bare_half']['p99_us'] / 1000:.2f} ms"))
+    rows.append(Row(STAGE, "p99 produce -> ack, confluent-kafka alone", raw["p99_ms"], "ms",
+                    note=f"the api's producer settings, one 200-byte record every 1/{raw['rate']:,.0f} s, a polling "
+                         f"thread, no HTTP: what the broker on this machine gives at that rate; p50 "
+                         f"{raw['p50_ms']:.2f} ms; reported only"))
     if scaling is not None:
         rows.append(Row(STAGE, "requests/s, 2 api processes", scaling, "req/s", baseline="1 api process",
                         baseline_value=a["rps"], note="two `sophra api` behind the same broker, wrk on each at once "
