@@ -13,6 +13,7 @@
 """
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -49,6 +50,10 @@ async def _serve(settings: Settings, bootstrap: str, *, run_sink: bool, announce
     serving = asyncio.create_task(server.serve())
     while not server.started and not serving.done():
         await asyncio.sleep(0.02)
+    # Everything start-up built (app, schemas, tables, clients) lives as long as the process:
+    # out of the collector's sight, a full collection no longer walks it (250-800 ms each,
+    # the api's p99 under load, before this).
+    gc.freeze()
     if server.started and announce:
         announce()
     failed = 0
