@@ -12,7 +12,9 @@ from sophra.settings import Settings
 
 
 def _state(name: str):
-    def get(request: Request):
+    # async: FastAPI runs a plain `def` dependency on its thread pool, a thread hop per
+    # dependency per request for one attribute read.
+    async def get(request: Request):
         return getattr(request.app.state, name)
     return Depends(get)
 
