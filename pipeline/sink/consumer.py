@@ -7,11 +7,11 @@ offsets. The insert runs on a thread of its own (chdb releases the GIL while it 
 while the next batch is consumed and decoded; at most one insert is in flight, and its
 batch is committed, from the consumer's thread, before the next one is handed over, so
 commits stay in order and never run ahead of what ClickHouse holds. A batch that is due
-while an insert runs keeps growing until that insert ends (or it is full). Each step is retried with backoff (0.1 s doubling to 10 s) inside the loop. A
-sink that could not get a step through for `sink_give_up_s` (SOPHRA_SINK_GIVE_UP_S,
-300 s by default) gives up: it records why in `failed` and its thread ends, and a
-process running it exits non-zero (sophra/cli.py) rather than acknowledge writes that
-nothing lands. A commit refused because the group moved on (rebalance) is dropped: the
+while an insert runs keeps growing until that insert ends (or it is full). Each step is
+retried with backoff (0.1 s doubling to 10 s) inside the loop. A sink that could not get
+a step through for `sink_give_up_s` (SOPHRA_SINK_GIVE_UP_S, 300 s by default) gives up:
+it records why in `failed` and its thread ends, and a process running it exits non-zero
+(sophra/cli.py) rather than acknowledge writes that nothing lands. A commit refused because the group moved on (rebalance) is dropped: the
 rows are in ClickHouse and the records go to the sink that now holds the partition,
 which skips or collapses them (below). A crash at any point re-reads the uncommitted
 messages; the dedup token and the ReplacingMergeTree tables (keyed by record id) keep
