@@ -29,7 +29,7 @@ def test_inserts_refused_for_a_while_are_retried_and_land_once(env):
     sink = Sink(s, bootstrap).start()
     try:
         produce(bootstrap, topic, records(5))
-        assert eventually(lambda: sink._batch.size == 5, 20)  # taken, and its insert failing
+        assert eventually(lambda: sink.uncommitted_rows == 5, 20)  # taken, and its insert failing
         assert committed(bootstrap, s.sink_group, topic, AGENT_VITALS.partitions) == 0
         ch.command("ATTACH TABLE agent_vitals")
         assert eventually(lambda: committed(bootstrap, s.sink_group, topic, AGENT_VITALS.partitions) == 5, 30)

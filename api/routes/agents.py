@@ -7,7 +7,7 @@ read from the agent_vitals rollups (migration 0009) with the rules of the /v1 me
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from pipeline.alerts.conditions import AGENT_METRIC_NAME, AGENT_METRICS
@@ -21,7 +21,6 @@ from ..errors import ApiError, invalid
 from ..json_body import stored
 from ..models import AgentOut, AgentsList, ErrorOut, EventOut, EventsList, VitalRecord, VitalsList, iso_ms
 from .app_metrics import MetricValue
-from .applications import iso_s
 
 router = APIRouter(tags=["agents"])
 
@@ -158,7 +157,7 @@ async def agent_metric_series(
     granularity: Annotated[str | None, Query(description="1m, 5m, 1h or 1d. Default by range: up to 6 h 1m, "
                                                          "up to 2 d 5m, up to 30 d 1h, longer 1d")] = None,
     stat: Annotated[str, Query(description="mean (default), p50, p95, p99, min, max, sum or count")] = "mean",
-) -> AgentSeries:
+) -> Response:
     """One value per bucket of [start, end) (default: the last 24 h), read from the vitals
     rollups with the same rules as GET /v1/applications/{id}/metrics."""
     _check_metric(metric)
@@ -167,8 +166,8 @@ async def agent_metric_series(
         series.read(store, AGENT_VITALS_ROLLUPS[b.granularity][1], "agent_id",
                     {"tenant": tenant, "subject": agent_id, "metric": metric}, b, stat),
         require_agent(store, tenant, agent_id))
-    return AgentSeries(agent_id=agent_id, metric=metric, granularity=b.granularity,
-                       data=[MetricValue(timestamp=iso_s(t), value=v) for t, v in values])
+    return series.series_response({"agent_id": agent_id, "metric": metric, "granularity": b.granularity},
+                                  b, values)  # an AgentSeries
 
 
 @router.get("/api/agents/{agent_id}/metric-names", response_model=AgentMetricNames,

@@ -15,7 +15,7 @@ import re
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, RootModel, SkipValidation
 
 from pipeline.metric_bounds import BUILTIN, CUSTOM
@@ -30,7 +30,7 @@ from ..errors import invalid
 from ..models import ErrorOut
 from ..publish import send
 from ..series import parse_iso
-from .applications import iso_s, require_application
+from .applications import require_application
 
 router = APIRouter(prefix="/v1", tags=["metrics"])
 
@@ -212,7 +212,7 @@ async def metric_series(
     granularity: Annotated[str | None, Query(description="1m, 5m, 1h or 1d. Default by range: up to 6 h 1m, "
                                                          "up to 2 d 5m, up to 30 d 1h, longer 1d")] = None,
     stat: Annotated[str, Query(description="mean (default), p50, p95, p99, min, max, sum or count")] = "mean",
-) -> MetricSeries:
+) -> Response:
     """One value per bucket, every bucket of the range present (null when it has no points).
     Buckets start at multiples of their length in UTC; the first one holds `start`, the last
     one starts before `end`."""
@@ -221,8 +221,7 @@ async def metric_series(
     b = series.buckets(start, end, granularity, stat)
     values = await series.read(store, APP_METRICS_ROLLUPS[b.granularity][1], "application_id",
                                {"tenant": tenant, "subject": app_id, "metric": metric}, b, stat)
-    return MetricSeries(metric=metric, granularity=b.granularity,
-                        data=[MetricValue(timestamp=iso_s(t), value=v) for t, v in values])
+    return series.series_response({"metric": metric, "granularity": b.granularity}, b, values)  # a MetricSeries
 
 
 # -- the 24 h summary of GET /v1/applications/{id} -------------------------------------------

@@ -3,11 +3,15 @@
 A batch closes at `sink_batch_rows` rows or `sink_batch_ms` milliseconds. Its order of
 work is fixed: insert into ClickHouse, make sure its dead letters are on the DLQ topic
 (each acknowledged by Kafka; a failed one is produced again), and only then commit the
-offsets. Each step is retried with backoff (0.1 s doubling to 10 s) inside the loop. A
-sink that could not get a step through for `sink_give_up_s` (SOPHRA_SINK_GIVE_UP_S,
-300 s by default) gives up: it records why in `failed` and its thread ends, and a
-process running it exits non-zero (sophra/cli.py) rather than acknowledge writes that
-nothing lands. A commit refused because the group moved on (rebalance) is dropped: the
+offsets. The insert runs on a thread of its own (chdb releases the GIL while it works)
+while the next batch is consumed and decoded; at most one insert is in flight, and its
+batch is committed, from the consumer's thread, before the next one is handed over, so
+commits stay in order and never run ahead of what ClickHouse holds. A batch that is due
+while an insert runs keeps growing until that insert ends (or it is full). Each step is
+retried with backoff (0.1 s doubling to 10 s) inside the loop. A sink that could not get
+a step through for `sink_give_up_s` (SOPHRA_SINK_GIVE_UP_S, 300 s by default) gives up:
+it records why in `failed` and its thread ends, and a process running it exits non-zero
+(sophra/cli.py) rather than acknowledge writes that nothing lands. A commit refused because the group moved on (rebalance) is dropped: the
 rows are in ClickHouse and the records go to the sink that now holds the partition,
 which skips or collapses them (below). A crash at any point re-reads the uncommitted
 messages; the dedup token and the ReplacingMergeTree tables (keyed by record id) keep
@@ -23,6 +27,7 @@ records at or below it.
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -62,7 +67,10 @@ class Sink:
         self.ready = threading.Event()  # set once the group gave this sink its partitions
         self._thread: threading.Thread | None = None
         self._batch = Batch()
-        self._client = None
+        self._client = None  # the consumer thread's (landed offsets)
+        self._insert_client = None  # the insert thread's (clients are not shared between threads)
+        self._inserter: ThreadPoolExecutor | None = None
+        self._pending: tuple[Batch, list[dict], Future] | None = None  # the batch being inserted
         self._consumer: Consumer | None = None
         self._dlq_producer = None
         self._letters: list[dict] = []  # this batch's dead letters and their delivery state
@@ -96,6 +104,8 @@ class Sink:
         from confluent_kafka import Producer
 
         self._client = connect(self.settings.clickhouse_dsn, self.settings.clickhouse_database)
+        self._insert_client = connect(self.settings.clickhouse_dsn, self.settings.clickhouse_database)
+        self._inserter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse-sink-insert")
         self._dlq_producer = Producer(producer_config(self.bootstrap,
                                                       **{"delivery.timeout.ms": self.DLQ_DELIVERY_TIMEOUT_MS}))
         self._consumer = Consumer({
@@ -113,14 +123,21 @@ class Sink:
                 for msg in self._consumer.consume(num_messages=1000, timeout=0.05):
                     self._take(msg)
                     if self._batch.size >= self.settings.sink_batch_rows:  # one record can be 10,000 rows
-                        self._flush()
-                if self._batch.due(self.settings.sink_batch_rows, self.settings.sink_batch_ms):
-                    self._flush()
+                        self._hand_off()
+                if self._pending and self._pending[2].done():
+                    self._settle()
+                # While an insert runs the batch keeps growing (up to sink_batch_rows): when
+                # the sink is behind, its inserts get bigger instead of queueing up.
+                if self._pending is None and self._batch.due(self.settings.sink_batch_rows,
+                                                             self.settings.sink_batch_ms):
+                    self._hand_off()
             self._flush()
         except Exception as exc:
             self.failed = f"{type(exc).__name__}: {exc}"
             log.critical("the ClickHouse sink gives up: %s", self.failed)
+            self._stop.set()  # an insert still retrying gives up within 5 s
         finally:
+            self._inserter.shutdown(wait=True)
             try:
                 self._consumer.close()
             except Exception as exc:  # e.g. the broker is gone: nothing is committed on close anyway
@@ -199,13 +216,13 @@ class Sink:
         self._dlq_producer.produce(letter["topic"], value=letter["value"], key=letter["key"],
                                    headers=letter["headers"], on_delivery=done)
 
-    def _deliver_letters(self) -> None:
+    def _deliver_letters(self, letters: list[dict]) -> None:
         """Every dead letter of the batch acknowledged by Kafka, or raise (and be retried)."""
-        for letter in self._letters:
+        for letter in letters:
             if letter["state"].startswith("failed"):
                 self._produce_letter(letter)
         self._dlq_producer.flush(self.DLQ_DELIVERY_TIMEOUT_MS / 1000 + 1)
-        left = [letter["state"] for letter in self._letters if letter["state"] != "delivered"]
+        left = [letter["state"] for letter in letters if letter["state"] != "delivered"]
         if left:
             raise RuntimeError(f"{len(left)} dead letters not acknowledged by Kafka ({left[0]}); not committing")
 
@@ -219,15 +236,37 @@ class Sink:
                 raise
             log.warning("commit dropped, the partitions moved to another member: %s", err)
 
-    def _flush(self) -> None:
+    @property
+    def uncommitted_rows(self) -> int:
+        """Rows taken from Kafka whose offsets are not committed yet (building or inserting)."""
+        return self._batch.size + (self._pending[0].size if self._pending else 0)
+
+    def _hand_off(self) -> None:
+        """Start the batch's insert on the insert thread, once the one before is committed."""
         batch = self._batch
         if not batch.ranges:
             return
-        self._retry(f"insert of {batch.size} rows", lambda: insert_batch(self._client, batch))
-        self._retry("dead letters", self._deliver_letters)
+        self._settle()
+        insert = self._inserter.submit(self._retry, f"insert of {batch.size} rows",
+                                       lambda: insert_batch(self._insert_client, batch))
+        self._pending = (batch, self._letters, insert)
+        self._batch, self._letters = Batch(), []
+
+    def _settle(self) -> None:
+        """Wait for the insert in flight, then deliver its batch's dead letters and commit it."""
+        if self._pending is None:
+            return
+        batch, letters, insert = self._pending
+        insert.result()  # raises SinkStalled if the insert gave up
+        self._retry("dead letters", lambda: self._deliver_letters(letters))
         self._retry("commit", lambda: self._commit(batch))
         self.inserted_rows += batch.size
-        self._batch, self._letters = Batch(), []
+        self._pending = None
+
+    def _flush(self) -> None:
+        """Land and commit everything taken so far (before a revoke, and on stop)."""
+        self._hand_off()
+        self._settle()
 
     def _retry(self, what: str, step) -> None:
         """Run `step` until it succeeds, with backoff; raise SinkStalled after the give-up time

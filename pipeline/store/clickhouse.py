@@ -38,5 +38,10 @@ class Store:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self.query_rows, sql, parameters)
 
+    async def tuples(self, sql: str, parameters: dict | None = None) -> list[tuple]:
+        """The rows as tuples: no dict per row, for answers of thousands of rows."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: self.client().query(sql, parameters=parameters).result_rows)
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)

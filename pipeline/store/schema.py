@@ -5,6 +5,7 @@ fresh database and checks that what ClickHouse reports matches this declaration
 exactly, so a migration and the code can't drift apart.
 """
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -16,7 +17,7 @@ class Table:
     partition_key: str
     record_kind: str | None = None  # Avro kind the sink lands here
 
-    @property
+    @cached_property  # the sink reads it for every record
     def column_names(self) -> list[str]:
         return [c for c, _ in self.columns]
 
