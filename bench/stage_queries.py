@@ -1,7 +1,7 @@
 """Queries stage (issue 13): `GET /v1/applications/{id}/metrics` at 1m x 24 h and 1h x 30 d
 over 10 M raw points, beside the same SQL run directly on the engine.
 
-1. The api (`api.main.create_app`, no sink) is served by uvicorn on a loopback port in
+1. The api (`api.main.create_app`, no sink) is served by uvicorn (api/server.py's settings) on a loopback port in
    this process, on a fresh topic prefix and a chdb data folder of its own. An account is
    put on the enterprise plan (`pipeline.quota.set_plan`, so the hourly quota never
    refuses the bench) and gets a key (POST /api/keys); one application is created
@@ -43,11 +43,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stage import Row, Target, arguments, broker, write_rows  # noqa: E402
 
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
 
 from api import series  # noqa: E402
 from api.main import create_app  # noqa: E402
 from api.routes.app_metrics import series_sql  # noqa: E402
+from api.server import http_server  # noqa: E402
 from pipeline.quota import set_plan  # noqa: E402
 from pipeline.store.clickhouse import connect  # noqa: E402
 from pipeline.topics import ACCOUNT_PLANS, ensure_topics  # noqa: E402
@@ -88,7 +88,7 @@ class Api:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         app = create_app(settings, bootstrap, run_sink=False)
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.server = http_server(app, "127.0.0.1", self.port)  # the settings `sophra api` serves with
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> "Api":
