@@ -162,12 +162,14 @@ class ReplayResult:
     deleted: int = 0            # intervention rows deleted from ClickHouse
     landed: int = 0             # derived records the sink had not landed yet, landed first
     seconds: float = 0.0
+    phases: dict = field(default_factory=dict)  # phase -> seconds, in order, adding up to `seconds`
     states: dict = field(default_factory=dict, repr=False)  # key -> (partition, state)
 
     def summary(self) -> str:
         return (f"replay done: {self.records} records read ({self.skipped} skipped), {self.agents} agents, "
                 f"{self.interventions} interventions written, {self.deleted} rows deleted, "
-                f"{self.statuses} statuses, {self.seconds:.1f}s")
+                f"{self.statuses} statuses, {self.seconds:.1f}s"
+                + (" (" + ", ".join(f"{k} {v:.1f}s" for k, v in self.phases.items()) + ")" if self.phases else ""))
 
 
 # -- preconditions --------------------------------------------------------------------
@@ -512,6 +514,7 @@ def replay(settings: Settings, bootstrap: str, since: int, until: int | None = N
     finally:
         consumer.close()
     _refuse_emptied(settings, marks, n, since, until)
+    t1 = time.monotonic()
     progress = Progress(sum(hi - lo for lo, hi in marks.values()), out)
     interventions, statuses = [], []
     for p, part in enumerate(_derive_partitions(bootstrap, marks, n, since, until, progress, processes)):
@@ -522,6 +525,7 @@ def replay(settings: Settings, bootstrap: str, since: int, until: int | None = N
         statuses += part.statuses
     progress.close()
     result.agents = len(result.states)
+    t2 = time.monotonic()
 
     # Replace: land what the sink had not landed yet, delete, produce, land the same rows.
     result.landed = land_unlanded_derived(settings, bootstrap, admin)
@@ -544,12 +548,16 @@ def replay(settings: Settings, bootstrap: str, since: int, until: int | None = N
         batch.add(row)
     insert_batch(ch, batch)
     result.interventions, result.statuses = len(interventions), len(statuses)
+    t3 = time.monotonic()
 
     # The worker's state, where its table recovers from.
     for key, (partition, state) in result.states.items():
         writer.send(changelog, key, json.dumps(state).encode(), partition=partition)
     writer.flush("worker states")
-    result.seconds = time.monotonic() - t0
+    t4 = time.monotonic()
+    result.seconds = t4 - t0
+    result.phases = {"preconditions": t1 - t0, "read and derive": t2 - t1, "replace": t3 - t2,
+                     "worker states": t4 - t3}
     return result
 
 

@@ -170,6 +170,10 @@ def test_replay_replaces_derived_rows_and_rewrites_the_worker_state(env):
     assert "100.0%" in out.getvalue() and f"{n_records}/{n_records} records" in out.getvalue()
     assert first.summary().startswith(f"replay done: {n_records} records read (0 skipped), 4 agents, "
                                       "3 interventions written, 3 rows deleted")
+    # where the time went, phase by phase, adding up to the whole
+    assert list(first.phases) == ["preconditions", "read and derive", "replace", "worker states"]
+    assert sum(first.phases.values()) == pytest.approx(first.seconds)
+    assert first.summary().endswith(", ".join(f"{k} {v:.1f}s" for k, v in first.phases.items()) + ")")
 
     second = replay(s, s.kafka_bootstrap_servers, FROM)
     assert stored(ch) == want and statuses(ch) == expected_statuses(hist)
