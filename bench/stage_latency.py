@@ -8,12 +8,10 @@ second are sustained, beside the sink's batch window (bench/README.md, "write ->
    its own); then, reported beside it (--process both, the default; --quick runs the api
    alone), the whole `sophra up` with the worker and the notifier on the same cores
    (without --bootstrap with its embedded broker: `make run`).
-2. Load: a separate process (so its event loop does not delay the tracers' clocks), an
-   aiohttp client paced open-loop at --rate (1,000/s) for --seconds (60; --quick 15) after
-   a 5 s warm-up, over --agents agents (20,000: each reports every 20 s, so the 10 s
-   per-agent limit never applies; any answer but 200 is counted and reported). At most
-   512 requests are in flight: a server that falls behind slows the client down, and the
-   rate it reached is what the row says.
+2. Load: wrk (C, so the load does not take the cores it measures) with bench/wrk/vitals.lua,
+   a new agent on every report (the 10 s per-agent limit never applies), 64 connections
+   each waiting 64 / --rate s between reports: at most --rate (1,000/s) for --seconds (60;
+   --quick 15) after a 5 s warm-up, fewer when answers are slow (the rate reached is a row).
 3. Tracers: every --tracer-ms (100 ms, on a fixed clock, so they land anywhere in the
    sink's window) one more report, of an agent never seen before; from its 200 answer,
    `GET /api/agents/{id}/vitals?limit=1` every --poll-ms (20 ms) until it returns that
@@ -31,7 +29,6 @@ second are sustained, beside the sink's batch window (bench/README.md, "write ->
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
 import shutil
 import signal
@@ -39,11 +36,14 @@ import socket
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
 
 from stage import ROOT, Row, Target, arguments, broker, write_rows
+
+from api_procs import wrk  # noqa: E402
 
 import aiohttp  # noqa: E402
 
@@ -51,7 +51,6 @@ from sophra.processes import spawn, terminate  # noqa: E402
 from sophra.settings import Settings  # noqa: E402
 
 WARMUP_S = 5.0
-MAX_IN_FLIGHT = 512
 TRACER_TIMEOUT_S = 30.0
 
 
@@ -65,59 +64,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# -- the load: wrk, paced ------------------------------------------------------------------
+
+LOAD_CONNECTIONS = 64
+
+
+def load_thread(url: str, key: str, rate: float, seconds: float, tag: str, out: list) -> None:
+    """wrk (C, so the load does not take the cores it measures) with bench/wrk/vitals.lua: a new
+    agent on every report (the 10 s limit never applies), each of LOAD_CONNECTIONS connections
+    waiting connections / rate between its reports, so at most `rate` reports/s are sent (fewer
+    when the answers are slow: the rate reached is what the row says)."""
+    delay_ms = max(1, round(LOAD_CONNECTIONS * 1000 / rate))
+    try:
+        out.append(wrk(url, ROOT / "bench" / "wrk" / "vitals.lua", seconds, LOAD_CONNECTIONS,
+                       env={"KEY": key, "RUN": f"load-{tag}", "DELAY_MS": str(delay_ms)}))
+    except Exception as exc:  # reported by the caller
+        out.append(exc)
+
+
 def body(agent: str, i: int) -> dict:
     return {"agentId": agent, "metrics": {"tokenConsumption": 1000 + i % 500, "tokenLimit": 100_000,
                                           "hallucinationRate": 0.01, "loopCount": i % 7, "conflictCount": 0}}
-
-
-# -- the load, in its own process ------------------------------------------------------
-
-def load_process(url: str, key: str, rate: float, start: float, measure_from: float, stop: float, agents: int,
-                 out) -> None:
-    """Paced reports from `start` to `stop` (time.time()); sends `out` (sent, answers, statuses, latencies)
-    for the requests sent from `measure_from` on."""
-    out.send(asyncio.run(_load(url, key, rate, start, measure_from, stop, agents)))
-
-
-async def _load(url, key, rate, start, measure_from, stop, agents):
-    latencies, statuses, sent = [], {}, 0
-    in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
-    headers = {"Authorization": f"Bearer {key}"}
-    async with aiohttp.ClientSession(url, headers=headers,
-                                     connector=aiohttp.TCPConnector(limit=MAX_IN_FLIGHT)) as http:
-        async def one(i: int, measured: bool):
-            try:
-                t = time.perf_counter()
-                async with http.post("/api/vitals", json=body(f"load-{i % agents}", i)) as resp:
-                    await resp.read()
-                    status = resp.status
-                if measured:
-                    latencies.append(time.perf_counter() - t)
-            except aiohttp.ClientError as exc:
-                status = type(exc).__name__
-            finally:
-                in_flight.release()
-            if measured:
-                statuses[status] = statuses.get(status, 0) + 1
-
-        tasks = set()
-        while time.time() < start:
-            await asyncio.sleep(0.005)
-        i = 0
-        while (now := time.time()) < stop:
-            due = int((now - start) * rate)
-            while i < due and time.time() < stop:
-                await in_flight.acquire()  # a full client waits: the rate reached says so
-                measured = time.time() >= measure_from
-                sent += measured
-                task = asyncio.create_task(one(i, measured))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-                i += 1
-            await asyncio.sleep(0.001)
-        if tasks:
-            await asyncio.wait(tasks, timeout=30)
-    return sent, statuses, latencies
 
 
 # -- the tracers --------------------------------------------------------------------------
@@ -244,15 +211,12 @@ def main() -> int:
     ap = arguments(__doc__)
     ap.add_argument("--rate", type=float, default=1000.0, help="reports per second (default 1000)")
     ap.add_argument("--seconds", type=float, help="measured seconds (default 60; --quick 15)")
-    ap.add_argument("--agents", type=int, default=20_000, help="agents the load rotates over (default 20,000)")
     ap.add_argument("--tracer-ms", type=float, default=100.0)
     ap.add_argument("--poll-ms", type=float, default=20.0)
     ap.add_argument("--process", choices=("api", "up", "both"), help="what runs: `sophra api --with-sink`, "
                     "`sophra up`, or one after the other (default both; --quick api)")
     args = ap.parse_args()
     args.seconds = args.seconds or (15.0 if args.quick else 60.0)
-    if args.agents < args.rate * 10:
-        ap.error("--agents must be at least 10 x --rate, so the 10 s per-agent limit never applies")
     chosen = args.process or ("api" if args.quick else "both")
     rows = []
     if chosen in ("api", "both"):
@@ -277,23 +241,22 @@ def measure(args, what: str, bootstrap: str | None, target: bool) -> list[Row]:
     try:
         asyncio.run(wait_ready(url, proc, data / "up.log"))
         key = asyncio.run(new_key(url, tag))
-        start = time.time() + 1.0
-        measure_from, stop = start + WARMUP_S, start + WARMUP_S + seconds
-        ctx = multiprocessing.get_context("spawn")
-        got, sent_end = ctx.Pipe(duplex=False)
-        loader = ctx.Process(target=load_process, args=(url, key, args.rate, start, measure_from, stop,
-                                                        args.agents, sent_end), daemon=True)
+        # wrk runs the warm-up and the measured seconds; the tracers run in the measured ones
+        result: list = []
+        loader = threading.Thread(target=load_thread, args=(url, key, args.rate, WARMUP_S + seconds, tag, result))
+        measure_from = time.time() + WARMUP_S
         loader.start()
+        stop = measure_from + seconds
         while time.time() < measure_from:
             time.sleep(0.05)
         cpu0, t0 = cpu_seconds(proc.pid), time.time()
         traced, gets = asyncio.run(tracers(url, key, tag, measure_from, stop, args.tracer_ms / 1000,
                                            args.poll_ms / 1000))
         cpu1, t1 = cpu_seconds(proc.pid), time.time()
-        if not got.poll(120):
-            raise StageError("the load process sent no result")
-        sent, statuses, latencies = got.recv()
-        loader.join(10)
+        loader.join(120)
+        if not result or isinstance(result[0], Exception):
+            raise StageError(f"the load did not run: {result[0] if result else 'wrk did not finish'}")
+        load = result[0]
         if proc.poll() is not None:
             raise StageError(f"sophra {what} exited with {proc.returncode} during the run:\n{tail(data / 'up.log')}")
     finally:
@@ -302,18 +265,18 @@ def measure(args, what: str, bootstrap: str | None, target: bool) -> list[Row]:
         shutil.rmtree(data, ignore_errors=True)
 
     done = [x for x in traced if x is not None]
-    if len(done) < 10 or not latencies:
-        raise StageError(f"too few measurements: {len(done)} tracers readable, {len(latencies)} answers")
+    if len(done) < 10 or not load["requests"]:
+        raise StageError(f"too few measurements: {len(done)} tracers readable, {load['requests']} reports sent")
     lost = len(traced) - len(done)
     ms = [x * 1000 for x in done] + [TRACER_TIMEOUT_S * 1000] * lost  # a tracer never readable counts as the cap
-    ok = statuses.get(200, 0)
-    other = {k: v for k, v in statuses.items() if k != 200}
+    other = {k: load[k] for k in ("non2xx", "socket_errors") if load[k]}
     base = f"sink batch window (sink_batch_ms={window_ms})"
     runs = {"api": "`sophra api --with-sink` (the api and its in-process sink; no worker)",
             "up": "`sophra up` (api + in-process sink, worker, notifier)"}[what]
     stage = "write -> readable" + ("" if what == "api" else ", sophra up")
-    note = (f"{runs}, {'broker given' if bootstrap else 'embedded broker'}; {args.rate:,.0f} reports/s asked for "
-            f"{seconds:.0f} s over {args.agents:,} agents; {len(traced)} tracers (one per {args.tracer_ms:g} ms), "
+    note = (f"{runs}, {'broker given' if bootstrap else 'embedded broker'}; at most {args.rate:,.0f} reports/s "
+            f"asked (wrk, {LOAD_CONNECTIONS} connections, a new agent each report) for {WARMUP_S:g} s of warm-up and "
+            f"{seconds:.0f} s measured; {len(traced)} tracers (one per {args.tracer_ms:g} ms), "
             f"GET /api/agents/{{id}}/vitals every {args.poll_ms:g} ms from the 200 answer until it shows the record "
             f"({gets / (t1 - t0):.0f} GETs/s)"
             + (f"; {lost} tracers not readable within {TRACER_TIMEOUT_S:g} s, counted as that" if lost else ""))
@@ -322,11 +285,11 @@ def measure(args, what: str, bootstrap: str | None, target: bool) -> list[Row]:
         Row(stage, "p50", quantile(ms, 50), "ms", baseline=base, baseline_value=window_ms, note=note),
         Row(stage, "p99", quantile(ms, 99), "ms", baseline=base, baseline_value=window_ms,
             target=Target("<=", 1000) if target else None, note=f"{note}; {cpu}"),
-        Row(stage, "reports/s reached", ok / seconds, "req/s",
-            note=f"200 answers to reports sent in the {seconds:.0f} s (asked {args.rate:,.0f}/s; sent {sent:,})"
-                 + (f"; other answers {other}" if other else "")),
-        Row(stage, "answer p99 under that load", quantile([x * 1000 for x in latencies], 99), "ms",
-            note=f"POST /api/vitals answer time, p50 {quantile([x * 1000 for x in latencies], 50):.1f} ms"),
+        Row(stage, "reports/s reached", load["requests"] / load["seconds"], "req/s",
+            note=f"wrk's answers over its {load['seconds']:.0f} s (asked at most {args.rate:,.0f}/s)"
+                 + (f"; not 200: {other}" if other else "")),
+        Row(stage, "answer p99 under that load", load["p99_us"] / 1000, "ms",
+            note=f"POST /api/vitals answer time (wrk), p50 {load['p50_us'] / 1000:.1f} ms"),
     ]
 
 
