@@ -15,7 +15,7 @@ process and, from 2 partitions, 2 in one group (--scale-records vitals, 1,000 ag
 and the worker's resident memory per 10,000 agents (--memory-agents agents, 4 vitals
 each: RSS at completion less RSS at its first output, scaled to 10,000 agents).
 
---profile PATH runs the first worker under `py-spy record` (raw collapsed stacks to
+--profile PATH runs the first worker under `py-spy record --gil` (raw collapsed stacks to
 PATH; py-spy must be installed in the venv, which the lock file does not do).
 
 Usage: python bench/stage_worker.py [--bootstrap HOST:PORT] [--quick] [--json OUT]
@@ -85,18 +85,18 @@ def main() -> int:
     try:
         with broker(args.bootstrap) as bootstrap:
             try:
-                main_prefix = prefix("main")
-                last_id = load(bootstrap, main_prefix, records, args.agents, deadline)
-                print(f"  pre-loaded {records:,} vitals for {len(last_id):,} agents", flush=True)
                 fausts, plains = [], []
                 for r in range(rounds):
-                    wrap = (("py-spy", "record", "-r", "200", "-f", "raw", "-o", str(args.profile), "--")
+                    # each round its own topics: a run reads its output topics whole
+                    main_prefix = prefix(f"main{r}")
+                    last_id = load(bootstrap, main_prefix, records, args.agents, deadline)
+                    print(f"  pre-loaded {records:,} vitals for {len(last_id):,} agents", flush=True)
+                    wrap = (("py-spy", "record", "--gil", "-r", "200", "-f", "raw", "-o", str(args.profile), "--")
                             if args.profile and r == 0 else ())
                     if wrap:
                         wrap = (str(Path(sys.executable).parent / wrap[0]),) + wrap[1:]
-                    # each round its own consumer groups (worker id / plain group) over the same topic
                     fausts.append(ari.run_faust(bootstrap, main_prefix, workdir, last_id, records, deadline,
-                                                wrap=wrap, group=f"r{r}"))
+                                                wrap=wrap))
                     plains.append(ari.run_plain(bootstrap, main_prefix, f"{main_prefix}plain{r}.", last_id, records,
                                                 changelog=False, deadline=deadline))
                     same_outputs(fausts[-1], plains[-1])
