@@ -1,17 +1,19 @@
 """Worker stage (issue 13): vitals/s through ARI on the Faust worker (`sophra worker`),
 beside a plain confluent-kafka consumer running the same `apply_batch` in the same run.
 
-The measuring is bench/ari_throughput.py's (its README section says how): both read the
-same pre-loaded vitals topic (--agents agents round-robin, made-up histories on which
+The measuring is bench/ari_throughput.py's (its README section says how): per round both
+read the same freshly pre-loaded vitals topic (--agents agents round-robin, made-up histories on which
 all four protocols fire) and must end with the same last status per agent and the same
 interventions, or the stage fails. The worker's rate is timed from its first output to
 its last (Kafka CreateTime), its first batch not counted; the plain consumer's the same
-way. Worker and plain consumer alternate, --rounds times; the best of each is reported,
+way. Worker and plain consumer alternate, --rounds times (each round its own topics, as a
+run reads its output topics whole); the best of each is reported,
 with the CPU each spent per vital (worker: its process from /proc; plain: this process).
 
 Reported only (no target), how it grows: the worker with the agent topics at 1, 2 and 4
 partitions (under a prefix of their own, bench/partitioned_worker.py), with 1 worker
-process and, from 2 partitions, 2 in one group (--scale-records vitals, 1,000 agents);
+process and, from 2 partitions, 2 in one group (--scale-records vitals, 1,000 agents; with 2 the timed window holds the
+group's rebalance when the second joins);
 and the worker's resident memory per 10,000 agents (--memory-agents agents, 4 vitals
 each: RSS at completion less RSS at its first output, scaled to 10,000 agents).
 
