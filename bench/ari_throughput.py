@@ -32,6 +32,7 @@ import random
 import resource
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -151,8 +152,9 @@ def preload(bootstrap: str, topic: str, vitals: list[tuple[bytes, dict]], deadli
 
 # -- reading topics -------------------------------------------------------------------------
 
-def partitions(topic: str, spec: TopicSpec) -> list[TopicPartition]:
-    return [TopicPartition(topic, p) for p in range(spec.partitions)]
+def partitions(topic: str, spec: TopicSpec, parts: dict | None = None) -> list[TopicPartition]:
+    """Every partition of the topic; `parts` overrides the spec's count (a bench's own topics)."""
+    return [TopicPartition(topic, p) for p in range((parts or {}).get(spec.name, spec.partitions))]
 
 
 def end_offsets(bootstrap: str, tps: list[TopicPartition]) -> dict[tuple[str, int], int]:
@@ -227,9 +229,9 @@ class Outputs:
             self.last_status[k]["version"] == v for k, v in last_id.items() if k in self.last_status)
 
 
-def warm_up(bootstrap: str, topic: str, n: int, deadline: Deadline) -> None:
+def warm_up(bootstrap: str, topic: str, n: int, deadline: Deadline, parts: dict | None = None) -> None:
     seen = []
-    reader = TopicReader(bootstrap, partitions(topic, AGENT_VITALS), lambda m: seen.append(1))
+    reader = TopicReader(bootstrap, partitions(topic, AGENT_VITALS, parts), lambda m: seen.append(1))
     try:
         reader.drain(deadline, "warming up (one read of the vitals topic)")
     finally:
@@ -246,33 +248,55 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def proc_rss(pid: int) -> int:
+    """Resident set size of a process in bytes (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+WORKER_COMMAND = ("-m", "sophra", "worker")
+
+
 def run_faust(bootstrap: str, prefix: str, workdir: Path, last_id: dict[bytes, int], n: int,
-              deadline: Deadline) -> dict:
-    worker_id = f"{prefix}worker"
+              deadline: Deadline, *, workers: int = 1, command: tuple = WORKER_COMMAND, wrap: tuple = (),
+              parts: dict | None = None, group: str = "") -> dict:
+    """`workers` worker processes in one group (`command` after the interpreter, `wrap`
+    before it, e.g. a profiler), until every agent's last status is out. `parts`: the
+    partition count per TopicSpec when the topics were made with other counts; `group` sets
+    the worker id (consumer group) apart from other runs' over the same topics."""
+    worker_id = f"{prefix}worker{group}"
     status_topic, iv_topic = prefix + ARI_STATUS.name, prefix + ARI_INTERVENTIONS.name
     outputs = Outputs(status_topic)
-    reader = TopicReader(bootstrap, partitions(status_topic, ARI_STATUS) + partitions(iv_topic, ARI_INTERVENTIONS),
-                         outputs)
+    reader = TopicReader(bootstrap, partitions(status_topic, ARI_STATUS, parts)
+                         + partitions(iv_topic, ARI_INTERVENTIONS, parts), outputs)
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "SOPHRA_TOPIC_PREFIX": prefix,
            "SOPHRA_WORKER_ID": worker_id, "PYTHONPATH": os.pathsep.join(
                p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
-    log_path = workdir / "worker.log"
-    worker = None
+    logs = [workdir / f"worker{group}-{i}.log" for i in range(workers)]
+    procs = []
     try:
-        with open(log_path, "wb") as log:
-            # cwd: Faust keeps a <worker id>-data folder in its working directory.
-            started = time.time()
-            worker = spawn([sys.executable, "-m", "sophra", "worker"], stdout=log, env=env, cwd=workdir)
-        first_seen = cpu_first = None
+        started = time.time()
+        for i, log_path in enumerate(logs):
+            cwd = workdir / f"worker{group}-{i}"  # Faust keeps a <worker id>-data folder in its working directory
+            cwd.mkdir(exist_ok=True)
+            with open(log_path, "wb") as log:
+                procs.append(spawn([*wrap, sys.executable, *command], stdout=log, cwd=cwd,
+                                   env={**env, "SOPHRA_WORKER_INSTANCE_ID": f"{worker_id}-{i}"}))
+        first_seen = cpu_first = rss_first = None
         last_total, idle_polls = -1, 0
         while True:
-            if worker.poll() is not None:
-                raise BenchError(f"the worker exited with {worker.returncode}:\n{_tail(log_path)}")
+            for proc, log_path in zip(procs, logs):
+                if proc.poll() is not None:
+                    raise BenchError(f"a worker exited with {proc.returncode}:\n{_tail(log_path)}")
             if time.monotonic() > deadline.end:
-                deadline.check(f"waiting for the worker's outputs (log {log_path}):\n{_tail(log_path)}")
+                deadline.check(f"waiting for the worker's outputs (log {logs[0]}):\n{_tail(logs[0])}")
             total = sum(reader.high_watermarks().values())
             if total and first_seen is None:
-                first_seen, cpu_first = time.time(), proc_cpu(worker.pid)
+                first_seen = time.time()
+                cpu_first = sum(proc_cpu(_python_pid(p)) for p in procs)
+                rss_first = sum(proc_rss(_python_pid(p)) for p in procs)
             idle_polls = idle_polls + 1 if total and total == last_total else 0
             last_total = total
             # Read the outputs only once the worker has been quiet for a second, so this
@@ -283,23 +307,47 @@ def run_faust(bootstrap: str, prefix: str, workdir: Path, last_id: dict[bytes, i
                     break
                 idle_polls = 0
             time.sleep(0.25)
-        done_seen, cpu_done = time.time(), proc_cpu(worker.pid)
-        committed = wait_committed(bootstrap, worker_id, prefix, deadline)
+        done_seen = time.time()
+        cpu_done = sum(proc_cpu(_python_pid(p)) for p in procs)
+        rss_done = sum(proc_rss(_python_pid(p)) for p in procs)
+        committed = wait_committed(bootstrap, worker_id, prefix, deadline, parts=parts)
     finally:
         reader.close()
-        code = terminate(worker)
+        for p in procs:  # a wrapping profiler writes its output once the worker under it exits
+            if (pid := _python_pid(p)) != p.pid:
+                os.kill(pid, signal.SIGTERM)
+                try:
+                    p.wait(60)
+                except subprocess.TimeoutExpired:
+                    pass
+        codes = [terminate(p) for p in procs]
     window = outputs.last_ts - outputs.first_ts
     counted = n - BATCH
-    return {"name": "Faust worker (python -m sophra worker)", "rate": counted / window, "window": window,
+    return {"name": "Faust worker (python -m sophra worker)" + (f" x{workers}" if workers > 1 else ""),
+            "rate": counted / window, "window": window,
             "counted": counted, "startup": outputs.first_ts - started, "wall": outputs.last_ts - started,
             "cpu": cpu_done - cpu_first, "cpu_note": "process, first output seen .. completion seen",
-            "outputs": outputs, "committed": committed, "exit": code,
+            "rss_first": rss_first, "rss_done": rss_done,
+            "outputs": outputs, "committed": committed, "exit": codes[0], "exits": codes,
             "detect_lag": done_seen - outputs.last_ts}
 
 
-def wait_committed(bootstrap: str, group: str, prefix: str, deadline: Deadline, within: float = 20) -> float | None:
+def _python_pid(proc) -> int:
+    """The worker's own pid: a wrapping profiler (py-spy record) runs it as its child."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    try:
+        kids = children.read_text().split()
+    except OSError:
+        return proc.pid
+    return int(kids[0]) if kids and not Path(f"/proc/{proc.pid}/exe").resolve().name.startswith("python") \
+        else proc.pid
+
+
+def wait_committed(bootstrap: str, group: str, prefix: str, deadline: Deadline, within: float = 20,
+                   parts: dict | None = None) -> float | None:
     """Seconds until the group's committed offsets reach the end of its source topics (None: not within)."""
-    tps = partitions(prefix + AGENT_VITALS.name, AGENT_VITALS) + partitions(prefix + AGENT_EVENTS.name, AGENT_EVENTS)
+    tps = (partitions(prefix + AGENT_VITALS.name, AGENT_VITALS, parts)
+           + partitions(prefix + AGENT_EVENTS.name, AGENT_EVENTS, parts))
     ends = end_offsets(bootstrap, tps)
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     t0 = time.monotonic()

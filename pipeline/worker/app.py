@@ -36,6 +36,7 @@ from . import alerts, anomalies, deployments, quota
 from .failstop import fail_stop
 from .offsets import applied, applied_before_offsets, mark
 from .outlet import Outlet
+from .state import write_states
 
 log = logging.getLogger("sophra.worker")
 
@@ -84,8 +85,7 @@ def create_app(settings: Settings, bootstrap: str, rules: RuleBook) -> faust.App
                 if pending:
                     await asyncio.gather(*pending)
                 detectors.save(step.detectors)
-                for key, state in step.states.items():
-                    agents[key] = state
+                await write_states(agents, step.states)
 
     quota.register(app, settings)  # /v1 quota: usage sums per key and hour
     app.sophra_tables = {WORKER_STATE_TABLE: agents, anomalies.table_name("agent"): detectors.table,
@@ -179,6 +179,10 @@ def run(settings: Settings, bootstrap: str, loglevel: str = "warn") -> None:
     rules = RuleBook(bootstrap, settings.topic(ALERT_RULES.name)).start()
     app = create_app(settings, bootstrap, rules)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    # Faust's terminal spinner sets the root logger to DEBUG (Worker._setup_spinner_handler),
+    # so every aiokafka and Faust debug call built a record: 8 % of the worker's time under
+    # bench/stage_worker.py. It is only drawn on a terminal (faust/worker.py), nothing else reads it.
+    worker.spinner = None
     try:
         worker.execute_from_commandline()
     finally:
