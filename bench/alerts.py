@@ -76,6 +76,7 @@ from pipeline.producer import producer_config  # noqa: E402
 from pipeline.topics import APP_ALERT_STATUS, APP_ALERTS, APP_METRICS, entity_key, ensure_topics  # noqa: E402
 from schemas import codec  # noqa: E402
 from sophra.processes import spawn, terminate  # noqa: E402
+from stage import produce  # noqa: E402  (bench/, this script's folder, is on the path)
 
 THRESHOLD, WARM_VALUE, CROSSING_VALUE = 0.5, 0.1, 2.0
 STEP_MS = 10          # between a stream's batches: 100 batches per 1 s bucket (window 1m / 60)
@@ -574,12 +575,7 @@ def worker_run(stack: Stack, tenant: str, app_ids: list[str], rules: dict, per_a
     cpu0 = proc_cpu(worker.pid)
     t0 = time.time()
     for key, value in encoded:
-        while True:
-            try:
-                producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce(producer, topic, key, value, on_delivery)
         producer.poll(0)
     if producer.flush(60) or errors:
         raise BenchError(f"producing the stream failed: {errors[:3] or 'records left undelivered'}")

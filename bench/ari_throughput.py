@@ -46,6 +46,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 from confluent_kafka.admin import AdminClient  # noqa: E402
 
 from pipeline.producer import producer_config  # noqa: E402
+from stage import produce  # noqa: E402  (bench/, this script's folder, is on the path)
 from pipeline.topics import (AGENT_EVENTS, AGENT_VITALS, ARI_INTERVENTIONS, ARI_STATUS, TopicSpec,  # noqa: E402
                              ensure_topics)
 from pipeline.worker.anomalies import Delivered  # noqa: E402
@@ -136,13 +137,7 @@ def preload(bootstrap: str, topic: str, vitals: list[tuple[bytes, dict]], deadli
     last_id = {}
     for key, record in vitals:
         value = codec.encode("agent_vital", record)
-        while True:
-            try:
-                producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.1)
-                deadline.check("pre-loading the vitals")
+        produce(producer, topic, key, value, on_delivery, check=lambda: deadline.check("pre-loading the vitals"))
         producer.poll(0)
         last_id[key] = record["id"]
     if producer.flush(max(1.0, deadline.left())) or errors:
@@ -466,13 +461,7 @@ def run_plain(bootstrap: str, prefix: str, out_prefix: str, last_id: dict[bytes,
 
 
 def _produce(producer: Producer, topic: str, key: bytes, value: bytes, on_delivery, deadline: Deadline) -> None:
-    while True:
-        try:
-            producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
-            return
-        except BufferError:
-            producer.poll(0.05)
-            deadline.check("producing outputs")
+    produce(producer, topic, key, value, on_delivery, check=lambda: deadline.check("producing outputs"))
 
 
 def _self_cpu() -> float:

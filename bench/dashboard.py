@@ -52,6 +52,7 @@ from pipeline.ids import IdGenerator  # noqa: E402
 from pipeline.producer import producer_config  # noqa: E402
 from pipeline.topics import AGENT_VITALS, entity_key  # noqa: E402
 from schemas import codec  # noqa: E402
+from stage import produce  # noqa: E402  (bench/, this script's folder, is on the path)
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -92,12 +93,7 @@ def seed(stack: Stack, tenant: str, agents: int, interval_s: int) -> dict:
 
     def send(agent: str, at: int, i: int) -> None:
         nonlocal n
-        while True:
-            try:
-                p.produce(topic, key=entity_key(tenant, agent), value=vital(ids, tenant, agent, at, i))
-                break
-            except BufferError:
-                p.poll(0.05)
+        produce(p, topic, entity_key(tenant, agent), vital(ids, tenant, agent, at, i))
         n += 1
         if n % 10_000 == 0:
             p.poll(0)

@@ -31,6 +31,7 @@ from pipeline.accounts import KeyRegistry, hash_key, mask, tenant_for  # noqa: E
 from pipeline.producer import producer_config  # noqa: E402
 from pipeline.topics import ACCOUNT_KEYS, ensure_topics  # noqa: E402
 from schemas import codec  # noqa: E402
+from stage import produce  # noqa: E402  (bench/, this script's folder, is on the path)
 
 
 def cpu_s() -> float:
@@ -55,13 +56,8 @@ def produce(bootstrap: str, topic: str, n: int, per_account: int) -> list[str]:
         record = {"key_id": f"key_{i:016x}", "key_hash": hash_key(key), "email": email, "tenant": tenant,
                   "masked": mask(key), "requested_by": None if nth == 0 else tenant, "created_at": t0 + i,
                   "revoked_at": None, "read_only": False}
-        while True:
-            try:
-                producer.produce(topic, key=record["key_id"].encode(), value=codec.encode("api_key", record),
-                                 on_delivery=lambda err, _: err and failed.append(err))
-                break
-            except BufferError:
-                producer.poll(0.1)
+        produce(producer, topic, record["key_id"].encode(), codec.encode("api_key", record),
+                lambda err, _: err and failed.append(err))
         producer.poll(0)
         keys.append(key)
     producer.flush(120)

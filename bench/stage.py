@@ -97,6 +97,21 @@ def format_row(r: Row | dict) -> str:
     return f"{d['stage']}: {d['measure']} {d['value']:,.1f} {d['unit']}{base}{target}"
 
 
+def produce(producer, topic: str, key: bytes | None, value: bytes, on_delivery=None, wait: float = 0.05,
+            check=None) -> None:
+    """`producer.produce`, waiting for room while librdkafka's local queue is full
+    (BufferError): a pre-load produces faster than the broker acknowledges. `check()`
+    runs at each wait (e.g. a deadline that raises)."""
+    while True:
+        try:
+            producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
+            return
+        except BufferError:
+            producer.poll(wait)
+            if check:
+                check()
+
+
 @contextlib.contextmanager
 def broker(bootstrap: str | None) -> Iterator[str]:
     """The given Kafka, or a local broker in a temp dir for as long as the block runs."""

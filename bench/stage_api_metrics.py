@@ -33,7 +33,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stage import ROOT, Row, Target, arguments, broker, write_rows  # noqa: E402
+from stage import ROOT, Row, Target, arguments, broker, produce, write_rows  # noqa: E402
 
 import httpx  # noqa: E402
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
@@ -85,12 +85,7 @@ def raw_produce(bootstrap: str, topic: str, key: bytes, values: list[bytes], n: 
     warm = delivered[0]
     t0 = time.perf_counter()
     for i in range(n):
-        while True:
-            try:
-                producer.produce(topic, key=key, value=values[i % len(values)], on_delivery=report)
-                break
-            except BufferError:
-                producer.poll(0.01)
+        produce(producer, topic, key, values[i % len(values)], report, wait=0.01)
         producer.poll(0)
     left = producer.flush(120)
     elapsed = time.perf_counter() - t0

@@ -40,7 +40,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from stage import ROOT, Row, Target, arguments, broker, write_rows
+from stage import ROOT, Row, Target, arguments, broker, produce, write_rows
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
 
@@ -84,13 +84,7 @@ def preload(bootstrap: str, prefix: str, vitals: list, events: list) -> None:
                                  (prefix + AGENT_EVENTS.name, "agent_event", events)):
         for key, record in records:
             value = codec.encode(kind, record)
-            while True:
-                try:
-                    producer.produce(topic, key=key, value=value,
-                                     on_delivery=lambda err, _m: err and errors.append(err))
-                    break
-                except BufferError:
-                    producer.poll(0.1)
+            produce(producer, topic, key, value, lambda err, _m: err and errors.append(err))
             producer.poll(0)
     if producer.flush(120) or errors:
         raise StageError(f"pre-load failed: {errors[:3] or 'records left undelivered'}")

@@ -39,7 +39,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stage import Row, Target, arguments, broker, write_rows  # noqa: E402
+from stage import Row, Target, arguments, broker, produce, write_rows  # noqa: E402
 
 from confluent_kafka import Producer  # noqa: E402
 
@@ -106,12 +106,7 @@ def preload(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> l
             landed.append((msg.value(), msg.partition(), msg.offset()))
 
     for key, value in records:
-        while True:
-            try:
-                producer.produce(topic, key=key, value=value, on_delivery=delivered)
-                break
-            except BufferError:
-                producer.poll(0.1)
+        produce(producer, topic, key, value, delivered)
         producer.poll(0)
     if producer.flush(120) or errors or len(landed) != len(records):
         raise BenchError(f"pre-load of {topic} failed: {errors[:3] or 'records left undelivered'}")
