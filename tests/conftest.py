@@ -22,7 +22,10 @@ def kafka_bootstrap(tmp_path_factory):
     from deploy.local_kafka import LocalKafka, fetch
 
     fetch()
-    with LocalKafka(tmp_path_factory.mktemp("kafka")) as kafka:
+    # Every test makes its topics under a fresh prefix, so the one broker of a full run holds
+    # about 15,000 partitions by its end: at the default 512m heap it ran out of memory
+    # (OutOfMemoryError, ExitOnOutOfMemoryError) in the last minute of a full run.
+    with LocalKafka(tmp_path_factory.mktemp("kafka"), heap="2g") as kafka:
         yield kafka.bootstrap_servers
 
 
