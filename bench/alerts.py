@@ -49,7 +49,6 @@ import platform
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -76,7 +75,7 @@ from pipeline.producer import producer_config  # noqa: E402
 from pipeline.topics import APP_ALERT_STATUS, APP_ALERTS, APP_METRICS, entity_key, ensure_topics  # noqa: E402
 from schemas import codec  # noqa: E402
 from sophra.processes import spawn, terminate  # noqa: E402
-from stage import produce  # noqa: E402  (bench/, this script's folder, is on the path)
+from stage import free_port, produce  # noqa: E402  (bench/, this script's folder, is on the path)
 
 THRESHOLD, WARM_VALUE, CROSSING_VALUE = 0.5, 0.1, 2.0
 STEP_MS = 10          # between a stream's batches: 100 batches per 1 s bucket (window 1m / 60)
@@ -101,12 +100,6 @@ class Deadline:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pct(values: list[float], q: int) -> float:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 import httpx
 from confluent_kafka import Consumer, TopicPartition
 
-from stage import ROOT
+from stage import ROOT, free_port
 
 TICK = os.sysconf("SC_CLK_TCK")
 WRK = "/usr/bin/wrk"
@@ -25,12 +24,6 @@ WRK = "/usr/bin/wrk"
 
 class BenchError(RuntimeError):
     pass
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:

@@ -127,7 +127,8 @@ def measure_latency(requests: int) -> None:
     import tempfile
 
     import httpx
-    from startup_latency import free_port, start, stop
+    from stage import free_port
+    from startup_latency import start, stop
 
     rng = np.random.default_rng(12)
     with tempfile.TemporaryDirectory() as folder:

@@ -24,7 +24,8 @@ import time
 
 import httpx
 
-from startup_latency import free_port, start, stop
+from stage import free_port
+from startup_latency import start, stop
 
 DAY_MS = 86_400_000
 

@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -110,6 +111,13 @@ def produce(producer, topic: str, key: bytes | None, value: bytes, on_delivery=N
             producer.poll(wait)
             if check:
                 check()
+
+
+def free_port() -> int:
+    """A loopback TCP port that is free now (for a server the bench starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -32,7 +32,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -41,7 +40,7 @@ import time
 import uuid
 from pathlib import Path
 
-from stage import ROOT, Row, Target, arguments, broker, write_rows
+from stage import ROOT, Row, Target, arguments, broker, free_port, write_rows
 
 from api_procs import wrk  # noqa: E402
 
@@ -56,12 +55,6 @@ TRACER_TIMEOUT_S = 30.0
 
 class StageError(RuntimeError):
     pass
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- the load: wrk, paced ------------------------------------------------------------------

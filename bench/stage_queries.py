@@ -30,7 +30,6 @@ Usage: python bench/stage_queries.py [--bootstrap HOST:PORT] [--quick] [--json O
 from __future__ import annotations
 
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -40,7 +39,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stage import Row, Target, arguments, broker, write_rows  # noqa: E402
+from stage import Row, Target, arguments, broker, free_port, write_rows  # noqa: E402
 
 import httpx  # noqa: E402
 
@@ -73,12 +72,6 @@ FROM numbers(%(n)s)
 
 class BenchError(RuntimeError):
     pass
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Api:

@@ -11,7 +11,6 @@ Usage: python bench/startup_latency.py [--records 200]
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,11 +19,7 @@ import time
 
 import httpx
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from stage import free_port
 
 
 def start(data_dir: str, port: int) -> tuple[subprocess.Popen, float]:
