@@ -44,6 +44,25 @@ async def _service(request: Request) -> AccountSqlService:
     return request.app.state.account_sql
 
 
+class Column(BaseModel):
+    name: str
+    type: str = Field(examples=["Float64"], description="The ClickHouse type")
+
+
+class Statistics(BaseModel):
+    elapsed: float = Field(description="Seconds the engine took")
+    rows_read: int
+    bytes_read: int
+
+
+class SqlAnswer(BaseModel):
+    """The engine's JSONCompact output, as it writes it."""
+    meta: list[Column]
+    data: list[list] = Field(description="One array per row, values in the order of `meta`")
+    rows: int
+    statistics: Statistics
+
+
 class SqlQuery(BaseModel):
     query: str = Field(min_length=1, max_length=100_000, examples=[
         "SELECT metric, avg(value) FROM app_metrics WHERE timestamp > now() - INTERVAL 1 DAY GROUP BY metric"],
@@ -53,8 +72,8 @@ class SqlQuery(BaseModel):
 
 
 @router.post("/v1/sql", summary="Run a read-only SQL query over the account's data",
-             responses={200: {"content": {"application/json": {}, "text/csv": {}},
-                              "description": "The answer in the asked format"},
+             responses={200: {"model": SqlAnswer, "content": {"text/csv": {}},
+                              "description": "The answer: JSONCompact for `json`, CSV with a header row for `csv`"},
                         400: {"model": ErrorOut, "description": "Refused or failed query; `message` says why"},
                         408: {"model": ErrorOut, "description": "The query ran past the time limit"}})
 async def run_sql(body: SqlQuery, tenant: Tenant,
