@@ -242,3 +242,28 @@ def test_post_v1_sql_errors_name_the_field(api):
     missing = http.post("/v1/sql", json={})
     assert (missing.status_code, missing.json()["field"]) == (400, "body"), missing.text
     assert httpx.post(f"{api.url}/v1/sql", json={"query": "SELECT 1"}).status_code == 401
+
+
+# -- the operator's shell ---------------------------------------------------------------------
+def test_sophra_sql_reads_across_accounts_with_the_engines_formats(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    dsn = f"chdb://{tmp_path / 'ch'}"  # a folder of its own: chdb opens one per process
+
+    def sophra(*args, stdin=None):
+        return subprocess.run([sys.executable, "-m", "sophra", *args, "--clickhouse-url", dsn], cwd=root, input=stdin,
+                              capture_output=True, text=True, timeout=120)
+
+    assert sophra("migrate").returncode == 0
+    insert = sophra("sql", "-e", "INSERT INTO app_metrics (tenant, application_id, metric, timestamp, value, batch_id, "
+                                 "idx, kafka_partition, kafka_offset) VALUES ('acct_a', 'app', 'm', now64(3), 1.5, 1, 0, "
+                                 "0, 0), ('acct_b', 'app', 'm', now64(3), 2.5, 2, 0, 0, 0)")
+    assert insert.returncode == 0, insert.stderr
+    one = sophra("sql", "-e", "SELECT tenant, value FROM app_metrics ORDER BY tenant", "--format", "CSV")
+    assert (one.returncode, one.stdout) == (0, '"acct_a",1.5\n"acct_b",2.5\n')
+    shell = sophra("sql", stdin="SELECT count() AS n\nFROM app_metrics;\nSELECT nosuch;\nSELECT 2 AS b;\n")
+    assert (shell.returncode, shell.stdout) == (1, "n\n2\nb\n2\n")
+    assert "UNKNOWN_IDENTIFIER" in shell.stderr
