@@ -267,3 +267,13 @@ def test_sophra_sql_reads_across_accounts_with_the_engines_formats(tmp_path):
     shell = sophra("sql", stdin="SELECT count() AS n\nFROM app_metrics;\nSELECT nosuch;\nSELECT 2 AS b;\n")
     assert (shell.returncode, shell.stdout) == (1, "n\n2\nb\n2\n")
     assert "UNKNOWN_IDENTIFIER" in shell.stderr
+
+
+def test_the_docs_name_every_table_an_account_can_read():
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "sql.md").read_text()
+    plain = [name for name in VIEWS if not name.endswith(("_1m", "_5m", "_1h", "_1d"))]
+    assert [name for name in plain if f"| `{name}` |" not in docs] == []
+    for base in ("app_metrics", "agent_vitals"):
+        assert f"| `{base}_1m`, `_5m`, `_1h`, `_1d` |" in docs
