@@ -32,7 +32,8 @@ from .json_body import JsonCheck
 from .observability import MetricsMiddleware, Observability
 from .quota import QuotaMiddleware, QuotaService
 from .routes import (agents, alerts, app_metrics, applications, ari, dashboard, deployments, events, health, insights, keys,
-                     notifications, overview, predictions, static, vitals)
+                     notifications, overview, predictions, sql, static, vitals)
+from .routes.sql import AccountSqlService
 
 log = logging.getLogger("sophra.api")
 
@@ -61,6 +62,7 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
         app.state.outbound = Outbound.from_settings(settings)  # checks user-given URLs when they are set
         app.state.quota = await QuotaService(settings, bootstrap, app.state.producer).start()
         app.state.store = Store(settings.clickhouse_dsn, settings.clickhouse_database)
+        app.state.account_sql = AccountSqlService(settings)
         app.state.sink = Sink(settings, bootstrap).start() if run_sink else None
         # Announce readiness only once records written now become readable promptly.
         if app.state.sink and not await asyncio.to_thread(app.state.sink.wait_ready):
@@ -77,6 +79,7 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
             if app.state.sink:
                 await asyncio.to_thread(app.state.sink.stop)
             app.state.store.close()
+            app.state.account_sql.close()
             app.state.keys.stop()
             app.state.vitals_tail.stop()
             app.state.applications.stop()
@@ -103,6 +106,7 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
     app.include_router(deployments.router)
     app.include_router(insights.router)
     app.include_router(predictions.router)
+    app.include_router(sql.router)
     app.include_router(static.router)
     app.include_router(dashboard.router)
 

@@ -203,6 +203,13 @@ def cmd_replay(args) -> int:
     return 0
 
 
+def cmd_sql(args) -> int:
+    from .sql_shell import main
+
+    settings = _settings(args)
+    return main(settings.clickhouse_dsn, settings.clickhouse_database, args.execute, args.format)
+
+
 def _operator_bootstrap(settings: Settings, command: str) -> str:
     """Kafka for an operator command: the configured one, or the embedded broker of a
     running `sophra up`, found in its data folder."""
@@ -274,6 +281,7 @@ def parser() -> argparse.ArgumentParser:
         ("notifier", cmd_notifier, [common], "deliver alerts and ARI notifications (email, Slack, webhooks)"),
         ("migrate", cmd_migrate, [common], "apply ClickHouse migrations"),
         ("replay", cmd_replay, [common], "recompute ARI's derived records after a rule change (stop the worker first)"),
+        ("sql", cmd_sql, [common], "SQL on the engine across every account: -e QUERY, or a shell (docs/sql.md)"),
         ("plan", cmd_plan, [common], "set an account's plan: its /v1 requests per hour (docs/quota.md)"),
         ("account", cmd_account, [common], "create an account and print its first key, or a new key of an "
                                            "existing one (README \"Keys\")"),
@@ -286,6 +294,10 @@ def parser() -> argparse.ArgumentParser:
                         help="replace interventions opened at or after this ISO 8601 time (no zone = UTC)")
     replay.add_argument("--to", dest="until", metavar="ISO",
                         help="replace only interventions opened before this time (default: no end)")
+    sql = sub.choices["sql"]
+    sql.add_argument("-e", "--execute", metavar="QUERY", help="run this one query and exit (exit 1 if it fails)")
+    sql.add_argument("--format", help="any of the engine's output formats (default: PrettyCompact in the shell, "
+                                      "TabSeparatedWithNames otherwise)")
     from pipeline.quota import PLANS
 
     plan = sub.choices["plan"]

@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     sink_give_up_s: float = _env("SOPHRA_SINK_GIVE_UP_S", "How long the sink retries a failing insert, dead letter "
                                  "or commit before it gives up and its process exits non-zero", 300,
                                  field="sink_give_up_s", gt=0)
+    sql_timeout_s: float = _env("SOPHRA_SQL_TIMEOUT_S", "Longest an account's POST /v1/sql query may run (408 after)",
+                                10, field="sql_timeout_s", gt=0)
+    sql_max_memory_bytes: int = _env("SOPHRA_SQL_MAX_MEMORY_BYTES", "Memory one account query may use", 1 << 30,
+                                     field="sql_max_memory_bytes", gt=0)
+    sql_max_rows_read: int = _env("SOPHRA_SQL_MAX_ROWS_READ", "Rows one account query may read", 200_000_000,
+                                  field="sql_max_rows_read", gt=0)
+    sql_max_rows: int = _env("SOPHRA_SQL_MAX_ROWS", "Rows one account query may return", 100_000,
+                             field="sql_max_rows", gt=0)
     public_url: str | None = _env("SOPHRA_PUBLIC_URL", "Base URL people reach the api at, for links in notifications; "
                                   "unset = http://<host>:<port>", None, field="public_url")
     smtp_url: str | None = _env("SOPHRA_SMTP_URL", "SMTP server for email alerts (smtp://user:pass@host:587, STARTTLS "

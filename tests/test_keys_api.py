@@ -131,6 +131,8 @@ def test_a_read_only_key_reads_but_every_write_is_forbidden(api):
         assert [k["read_only"] for k in http.get("/api/keys").json()["keys"]] == [False, True]
         assert http.get("/api/agents").status_code == 200
         assert http.get(f"/v1/applications/{app_id}").json()["name"] == "Shop"
+        # a SQL query is a POST that only reads (api/auth.py READ_POSTS)
+        assert http.post("/v1/sql", json={"query": "SELECT count() FROM app_metrics"}).json()["data"] == [[0]]
         writes = [http.post("/api/vitals", json={"agentId": "a", "metrics": {}}),
                   http.post("/api/events", json={"agentId": "a", "type": "start"}),
                   http.post("/api/keys", json={"email": "ro@example.com"}),
