@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import time
 import urllib.parse
@@ -43,8 +44,9 @@ def server_url(base_url: Optional[str]) -> str:
 
 
 def _number(value: Any, name: str, allow_zero: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value == value \
-            or value < 0 or (value == 0 and not allow_zero) or value == float("inf"):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+        and (value >= 0 if allow_zero else value > 0)
+    if not ok:
         raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number of seconds")
     return float(value)
 
