@@ -428,7 +428,7 @@ def test_background_full_queue_drops_exactly_and_waits_out_retry_after(api):
         queued.append(monitor.report_event("busy", "step_done", f"step {i}"))
         took.append(time.monotonic() - started)
     assert queued == [True, True, True, False, False]
-    assert max(took) < 0.1  # never waits for the thread
+    assert max(took) < 0.5  # never waits for the thread (busy for ~10 s)
     assert monitor.drops == {"queue_full": 2, "invalid": 0, "refused": 0, "gave_up": 0, "closed": 0}
     assert (monitor.pending, monitor.sent, monitor.dropped) == (4, 0, 2)
     assert monitor.last_error.status == 429
@@ -482,7 +482,7 @@ from sophonz import AgentClient
 # atexit runs last-registered first: this runs after the reporter's own exit handler.
 atexit.register(lambda: print(json.dumps({{"sent": monitor.sent, "drops": monitor.drops,
                                            "exit_wait": round(time.monotonic() - ended, 1)}})))
-monitor = AgentClient({key!r}, {url!r}).background(exit_timeout=1)
+monitor = AgentClient({key!r}, {url!r}).background(exit_timeout={exit_timeout})
 monitor.report_vitals("leaving", {{"loopCount": 9}})
 monitor.report_event("leaving", "shutdown", "bye")
 ended = time.monotonic()
@@ -492,17 +492,17 @@ ended = time.monotonic()
 def test_background_reports_are_sent_at_exit_within_exit_timeout(api, tmp_path):
     key = api.new_key()
     script = tmp_path / "exit.py"
-    script.write_text(AT_EXIT.format(sdk=str(SDK_PY), key=key, url=api.url))
+    script.write_text(AT_EXIT.format(sdk=str(SDK_PY), key=key, url=api.url, exit_timeout=10))
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert (proc.returncode, proc.stderr) == (0, "")
     summary = json.loads(proc.stdout)
-    assert (summary["sent"], summary["drops"]["closed"], summary["exit_wait"] < 1) == (2, 0, True)
+    assert (summary["sent"], summary["drops"]["closed"], summary["exit_wait"] < 10) == (2, 0, True)
     assert vitals(api, key, "leaving", 1) == [vital("leaving", loops=9)]
     assert events(api, key, "leaving", 1) == [("shutdown", "bye", {})]
 
     # A server that never answers holds the exit for exit_timeout, not for the retry budget.
     with silent_server() as silent:
-        script.write_text(AT_EXIT.format(sdk=str(SDK_PY), key=key, url=silent))
+        script.write_text(AT_EXIT.format(sdk=str(SDK_PY), key=key, url=silent, exit_timeout=1))
         started = time.monotonic()
         proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert (proc.returncode, proc.stderr) == (0, "")
