@@ -50,7 +50,7 @@ class BackgroundReporter:
         self._in_flight = False
         self._closed = False
         self._lock = threading.Condition()
-        self._stop = threading.Event()  # cuts retry waits short once close() gives up
+        self._stop = threading.Event()  # set by close(): ends the thread, cuts a retry wait short
         self._thread = threading.Thread(target=self._run, name="sophonz-background-reporter", daemon=True)
         self._thread.start()
         atexit.register(self._at_exit)
