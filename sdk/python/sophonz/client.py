@@ -1,22 +1,15 @@
 """`Client` and its resources: one method per /v1 endpoint, standard library only."""
 from __future__ import annotations
 
-import email.utils
-import http.client
 import json
-import math
 import os
-import socket
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from datetime import date, datetime, timezone
 from typing import Any, Dict, Iterable, Optional, Union
 
-from .errors import SophonzError
+from ._http import exchange, error_for
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"  # a self-hosted server; the hosted one is https://api.sophonz.com/v1
 USER_AGENT = f"sophonz-python/{__version__}"
@@ -63,22 +56,6 @@ def _header_number(value: Optional[str]) -> Union[int, str, None]:
         return int(value)
     except ValueError:
         return value  # "unlimited" for enterprise keys
-
-
-def _retry_after(value: Optional[str]) -> Optional[int]:
-    """Retry-After as whole seconds: delta-seconds or an HTTP date."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return int(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0, math.ceil(when.timestamp() - time.time()))
 
 
 def _drop_none(values: Dict[str, Any]) -> Dict[str, Any]:
@@ -132,43 +109,14 @@ class Client:
         if body is not None:
             data = json.dumps(body, default=_json_default).encode("utf-8")
             headers["Content-Type"] = "application/json"
-        req = urllib.request.Request(url, data=data, headers=headers, method=method.upper())
-        try:
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as res:
-                    status, res_headers, raw = res.status, res.headers, res.read()
-            except urllib.error.HTTPError as exc:  # a non-2xx answer
-                with exc:
-                    status, res_headers, raw = exc.code, exc.headers, exc.read()
-        except (socket.timeout, TimeoutError) as exc:
-            raise SophonzError(0, "Timeout", f"No answer from {url} within {self.timeout} s") from exc
-        except urllib.error.URLError as exc:
-            reason = exc.reason
-            if isinstance(reason, (socket.timeout, TimeoutError)):
-                raise SophonzError(0, "Timeout", f"No answer from {url} within {self.timeout} s") from exc
-            raise SophonzError(0, "Network error", f"Cannot reach {url}: {reason}") from exc
-        except (OSError, http.client.HTTPException) as exc:
-            raise SophonzError(0, "Network error", f"Cannot reach {url}: {exc!r}") from exc
-
+        status, res_headers, parsed = exchange(method.upper(), url, headers, data, self.timeout)
         if res_headers.get("X-RateLimit-Limit") is not None:
             self.rate_limit = {"limit": _header_number(res_headers.get("X-RateLimit-Limit")),
                                "remaining": _header_number(res_headers.get("X-RateLimit-Remaining")),
                                "reset": _header_number(res_headers.get("X-RateLimit-Reset"))}
-        text = raw.decode("utf-8", errors="replace")
-        try:
-            parsed = json.loads(text) if text.strip() else None
-        except ValueError:
-            parsed = text
         if 200 <= status < 300:
             return parsed
-        err = parsed if isinstance(parsed, dict) else {}
-        retry_after = _retry_after(res_headers.get("Retry-After"))
-        if retry_after is None and isinstance(err.get("retry_after_seconds"), int):
-            retry_after = err["retry_after_seconds"]
-        error = err.get("error") or http.client.responses.get(status, "HTTP error")
-        message = err.get("message") or (parsed.strip()[:500] if isinstance(parsed, str) else "")
-        raise SophonzError(status, str(error), str(message or f"{method.upper()} {path} answered {status}"),
-                           field=err.get("field"), retry_after=retry_after, body=parsed)
+        raise error_for(status, res_headers, parsed, f"{method.upper()} {path}")
 
 
 class _Resource:
