@@ -274,13 +274,23 @@ def test_unreadable_bodies_are_400s_naming_the_problem(api):
         assert res.status_code == 415
 
 
-def test_401_without_a_valid_key(api):
+def test_401_without_a_valid_key_and_403_with_a_read_only_one(api):
     body = protobuf_request("nobody", [("a", 1.0, time.time_ns())]).SerializeToString()
     for headers in ({}, {"Authorization": "Bearer sk_live_not_a_key"}):
         res = httpx.post(f"{api.url}/otlp/v1/metrics", content=body, headers={**PROTOBUF, **headers})
         status = status_pb2.Status.FromString(res.content)
         assert (res.status_code, status.code) == (401, 16)
         assert status.message == "Clé API invalide ou expirée. Obtenez la vôtre sur /onboarding.html"
+    # a read-only key of a real account: 403, nothing written
+    email = f"{uuid.uuid4().hex[:12]}@test.sophra"
+    full = api.new_key(email)
+    res = httpx.post(f"{api.url}/api/keys", json={"email": email, "read_only": True},
+                     headers={"Authorization": f"Bearer {full}"})
+    read_only = res.json()["key"]
+    res = httpx.post(f"{api.url}/otlp/v1/metrics", content=body,
+                     headers={**PROTOBUF, "Authorization": f"Bearer {read_only}"})
+    assert (res.status_code, status_pb2.Status.FromString(res.content).code) == (403, 7)
+    assert httpx.get(f"{api.url}/v1/applications", headers={"Authorization": f"Bearer {full}"}).json()["total"] == 0
     # the SDK's exporter sees the 401 and gives up at once (not retryable)
     assert export(api, "sk_live_not_a_key", [("gauge", "a", 1, {})], "nobody") is MetricExportResult.FAILURE
 
