@@ -83,20 +83,24 @@ async def _write_points(request: Request, tenant: str, export: Export) -> None:
 
 
 async def _write_vitals(request: Request, tenant: str, export: Export) -> None:
-    for report in export.agents.values():
+    async def report_of(report) -> str | None:
+        """Nothing once stored, or why this agent's report was refused."""
         try:
             await store_vitals(request.app.state, tenant, VitalsIn.model_validate(report.vitals_body()))
         except ValidationError as exc:
             err = exc.errors()[0]
-            why = f"agent {report.agent_id[:64]!r}: {'.'.join(map(str, err['loc']))} {err['msg'].lower()}"
+            return f"agent {report.agent_id[:64]!r}: {'.'.join(map(str, err['loc']))} {err['msg'].lower()}"
         except ApiError as exc:
             if exc.status != 429:  # the per-agent vitals limit refuses this agent only; 503s refuse the export
                 raise
-            why = f"agent {report.agent_id[:64]!r}: {exc.body['message']}"
-        else:
-            continue
-        for source in report.sources:
-            export.reject(source, why)
+            return f"agent {report.agent_id[:64]!r}: {exc.body['message']}"
+        return None
+
+    reports = list(export.agents.values())
+    for report, why in zip(reports, await asyncio.gather(*map(report_of, reports))):  # all agents at once
+        if why:
+            for source in report.sources:
+                export.reject(source, why)
 
 
 # Out of /openapi.json: the protocol is OpenTelemetry's (opentelemetry-proto), its bodies
