@@ -50,6 +50,11 @@ async def current_key(request: Request,
     return state
 
 
+async def key_of(request: Request) -> KeyState:
+    """current_key called directly, by a route that answers its own errors (OTLP's)."""
+    return await current_key(request, await _bearer(request))
+
+
 async def optional_key(request: Request,
                        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> KeyState | None:
     """The caller's key if it sent a valid one; a wrong key is still refused."""

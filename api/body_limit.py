@@ -4,7 +4,7 @@ Counts the bytes as they arrive and answers 400 naming `body` once the cap is pa
 A body with a Content-Length over the cap is refused unread; one without (chunked) is
 read here up to the cap before the route runs, so the refusal is this 400 and not a
 parse error inside the route. The cap is 64 KiB, except for the routes listed in
-LARGER_BODIES: a metrics batch of up to 10,000 points may take 2 MiB.
+LARGER_BODIES: a metrics batch of up to 10,000 points (or an OTLP export) may take 2 MiB.
 """
 import re
 
@@ -16,6 +16,8 @@ METRICS_BODY_BYTES = 2 * 1024 * 1024
 # (method, path pattern, cap in bytes) for routes whose bodies are legitimately larger.
 LARGER_BODIES = (
     ("POST", re.compile(r"^/v1/applications/[^/]+/metrics/?$"), METRICS_BODY_BYTES),
+    # OTLP metrics as sent (compressed or not); api/otlp/body.py bounds the decompressed size
+    ("POST", re.compile(r"^/otlp/v1/metrics/?$"), METRICS_BODY_BYTES),
 )
 _DIGITS = re.compile(rb"[0-9]{1,19}")
 

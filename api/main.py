@@ -32,7 +32,7 @@ from .json_body import JsonCheck
 from .observability import MetricsMiddleware, Observability
 from .quota import QuotaMiddleware, QuotaService
 from .routes import (agents, alerts, app_metrics, applications, ari, dashboard, deployments, events, health, insights, keys,
-                     notifications, overview, predictions, sql, static, vitals)
+                     notifications, otlp, overview, predictions, sql, static, vitals)
 from .routes.sql import AccountSqlService
 
 log = logging.getLogger("sophra.api")
@@ -100,6 +100,7 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
     app.include_router(ari.router)
     app.include_router(applications.router)
     app.include_router(app_metrics.router)
+    app.include_router(otlp.router)
     app.include_router(alerts.router)
     app.include_router(alerts.agent_router)
     app.include_router(notifications.router)

@@ -138,7 +138,8 @@ def refusal_body(d: Decision, plan: str) -> dict:
 
 
 def _is_v1(path: str) -> bool:
-    return path == "/v1" or path.startswith("/v1/")
+    # OTLP exports write /v1 application metrics: each request counts like a /v1 one
+    return path == "/v1" or path.startswith(("/v1/", "/otlp/"))
 
 
 def _bearer(scope) -> str | None:

@@ -102,6 +102,45 @@ def _time_ms(raw: Any, field: str) -> int:
     raise invalid(field, "must be an ISO 8601 string or epoch milliseconds (an integer)")
 
 
+def accepted_window(now_ms: int) -> tuple[int, int]:
+    """(oldest, newest) epoch ms a point's timestamp may have: the retention, 5 minutes ahead."""
+    return now_ms - RETENTION_DAYS * 86_400_000, now_ms + MAX_FUTURE_MS
+
+
+def check_point(metric: Any, value: Any, ts: Any, ranges: dict, oldest: int, newest: int,
+                where: str, i: int) -> dict:
+    """One point as an Avro record, or a 400 naming `where[i].<field>`: the one home of
+    a point's rules, for this route's batches and for OTLP ingest (api/otlp/). `ranges`
+    holds each name's accepted values (start from BUILTIN); custom names join it once
+    checked, so a name is matched against the pattern once per batch."""
+    bounds = ranges.get(metric) if type(metric) is str else None
+    if bounds is None:
+        check_metric_name(metric, f"{where}[{i}].metric")
+        bounds = ranges[metric] = CUSTOM
+
+    t = type(value)
+    if t is int:
+        try:
+            value = float(value)
+        except OverflowError:
+            value = math.inf
+    elif t is not float:
+        raise invalid(f"{where}[{i}].value", "must be a number")
+    if not (bounds[0] <= value <= bounds[1]):
+        if not math.isfinite(value):
+            raise invalid(f"{where}[{i}].value", "must be a finite number")
+        lo, hi = bounds
+        rule = f"between {lo:g} and {hi:g}"
+        raise invalid(f"{where}[{i}].value", f"must be {rule} for {metric} ({UNITS[metric]})")
+
+    ms = ts if type(ts) is int else _time_ms(ts, f"{where}[{i}].timestamp")
+    if ms > newest:
+        raise invalid(f"{where}[{i}].timestamp", "is more than 5 minutes in the future")
+    if ms < oldest:
+        raise invalid(f"{where}[{i}].timestamp", f"is more than {RETENTION_DAYS} days old (the retention)")
+    return {"metric": metric, "value": value, "timestamp": ms}
+
+
 def check_points(body: Any, now_ms: int) -> list[dict]:
     """The batch's points as Avro records (timestamps in epoch ms), or a 400 naming the
     first offending field as `points[i].name`."""
@@ -123,8 +162,7 @@ def check_points(body: Any, now_ms: int) -> list[dict]:
     if len(points) > MAX_POINTS:
         raise invalid("points", f"at most {MAX_POINTS} points per request, got {len(points)}")
 
-    oldest = now_ms - RETENTION_DAYS * 86_400_000
-    newest = now_ms + MAX_FUTURE_MS
+    oldest, newest = accepted_window(now_ms)
     ranges = dict(BUILTIN)  # metric name -> accepted (lo, hi); custom names join once checked
     out = []
     append = out.append
@@ -137,34 +175,7 @@ def check_points(body: Any, now_ms: int) -> list[dict]:
                     raise invalid(f"points[{i}].{k}", "is required")
             extra = next(k for k in p if k not in _POINT_KEYS)
             raise invalid(f"points[{i}].{extra}", "unknown field; a point has metric, value and timestamp")
-        metric, value, ts = p["metric"], p["value"], p["timestamp"]
-
-        bounds = ranges.get(metric) if type(metric) is str else None
-        if bounds is None:
-            check_metric_name(metric, f"points[{i}].metric")
-            bounds = ranges[metric] = CUSTOM
-
-        t = type(value)
-        if t is int:
-            try:
-                value = float(value)
-            except OverflowError:
-                value = math.inf
-        elif t is not float:
-            raise invalid(f"points[{i}].value", "must be a number")
-        if not (bounds[0] <= value <= bounds[1]):
-            if not math.isfinite(value):
-                raise invalid(f"points[{i}].value", "must be a finite number")
-            lo, hi = bounds
-            rule = f"between {lo:g} and {hi:g}"
-            raise invalid(f"points[{i}].value", f"must be {rule} for {metric} ({UNITS[metric]})")
-
-        ms = _time_ms(ts, f"points[{i}].timestamp")
-        if ms > newest:
-            raise invalid(f"points[{i}].timestamp", "is more than 5 minutes in the future")
-        if ms < oldest:
-            raise invalid(f"points[{i}].timestamp", f"is more than {RETENTION_DAYS} days old (the retention)")
-        append({"metric": metric, "value": value, "timestamp": ms})
+        append(check_point(p["metric"], p["value"], p["timestamp"], ranges, oldest, newest, "points", i))
     return out
 
 

@@ -119,13 +119,20 @@ async def _write(request: Request, producer, app_id: str, record: dict | None) -
              responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut}})
 async def create_application(body: ApplicationCreate, request: Request, tenant: Tenant,
                              producer: ProducerDep) -> Application:
+    return await _full(request, await add_application(request, producer, tenant, body))
+
+
+async def add_application(request: Request, producer, tenant: str, body: ApplicationCreate,
+                          app_id: str | None = None) -> dict:
+    """Write a new application (a random id unless `app_id`) and return its record: the
+    one create path, for this route and for OTLP ingest's applications (api/otlp/)."""
     now = time.time_ns() // 1_000_000
-    record = {"tenant": tenant, "id": "app_" + secrets.token_hex(8), "name": body.name,
+    record = {"tenant": tenant, "id": app_id or "app_" + secrets.token_hex(8), "name": body.name,
               "description": body.description, "status": body.status, "environment": body.environment,
               "base_url": str(body.base_url) if body.base_url else None,
               "config": json.dumps(body.config, separators=(",", ":")), "created_at": now, "updated_at": now}
     await _write(request, producer, record["id"], record)
-    return await _full(request, record)
+    return record
 
 
 @router.get("/applications", response_model=ApplicationList, responses={401: {"model": ErrorOut}})

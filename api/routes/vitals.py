@@ -20,9 +20,21 @@ router = APIRouter(tags=["vitals"])
              responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 429: {"model": RateLimited},
                         503: {"model": ErrorOut}})
 async def report_vitals(body: VitalsIn, tenant: Tenant, request: Request) -> VitalCreated:
+    record = await store_vitals(request.app.state, tenant, body)
+    m = body.metrics
+    return VitalCreated(health=record["overall_health"], vital=VitalOut(
+        id=record["id"], agent_id=body.agentId, token_consumption=m.tokenConsumption,
+        hallucination_rate=m.hallucinationRate, loop_frequency=m.loopCount,
+        directive_conflicts=m.conflictCount, overall_health=record["overall_health"],
+        recorded_at=iso_ms(record["recorded_at"]),
+    ))
+
+
+async def store_vitals(state, tenant: str, body: VitalsIn) -> dict:
+    """Score, rate-limit and produce one validated report; the record once Kafka has it.
+    The one write path of vitals: POST /api/vitals and OTLP ingest (api/otlp/) use it."""
     # The app's objects straight from its state: each dependency FastAPI solves costs
     # more per request than the attribute read it stands for (api/deps.py).
-    state = request.app.state
     settings, producer, ids, limiter = state.settings, state.producer, state.ids, state.vitals_limiter
     m = body.metrics
     try:  # custom metrics first, so the explicit metadata object wins on a shared key
@@ -60,8 +72,4 @@ async def report_vitals(body: VitalsIn, tenant: Tenant, request: Request) -> Vit
     finally:
         if not stored:  # whatever failed (or was cancelled), nothing was stored: the report does not count
             limiter.release(grant)
-    return VitalCreated(health=overall, vital=VitalOut(
-        id=record["id"], agent_id=body.agentId, token_consumption=m.tokenConsumption,
-        hallucination_rate=m.hallucinationRate, loop_frequency=m.loopCount,
-        directive_conflicts=m.conflictCount, overall_health=overall, recorded_at=iso_ms(record["recorded_at"]),
-    ))
+    return record
