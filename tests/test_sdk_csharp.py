@@ -5,7 +5,8 @@ The SDK and its own test runner are compiled with Mono's mcs and run under mono
 the client-side rules without a server; its live tests go through every /v1 endpoint
 and the agent API on a fresh account, including retries observed end to end (the
 vitals 10 s per-agent limit answers 429 with Retry-After). Then what the C# side wrote
-is read back here, through the HTTP API, and compared exactly.
+is read back here, through the HTTP API, and compared exactly; the README's quick
+start is compiled and run as written.
 """
 import json
 import os
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_TESTS = ROOT / "sdk" / "csharp" / "run_tests.sh"
+README = ROOT / "sdk" / "csharp" / "README.md"
 UNIT_TESTS = 14
 LIVE_TESTS = 21
 NO_METRICS = {"uptime": None, "response_time": None, "error_rate": None}
@@ -150,3 +152,24 @@ def test_csharp_sdk_against_the_server(mono, running_api, tmp_path, test_plan): 
     # the limited account: three lists counted, the fourth refused
     res = httpx.get(f"{api.url}/v1/applications", headers={"Authorization": f"Bearer {limited_key}"}, timeout=10)
     assert (res.status_code, res.headers["X-RateLimit-Remaining"]) == (429, "0")
+
+    # The README's quick start (reference 000's example in C#), only the key substituted,
+    # the base URL from SOPHONZ_BASE_URL as the other SDKs' users set it (with /v1).
+    fresh = api.new_key()
+    with api.client(fresh) as http:
+        app = http.post("/v1/applications", json={"name": "My Application"}).json()
+    source = re.search(r"## Quick start.*?```csharp\n(.*?)```", README.read_text(), re.S).group(1)
+    assert 'ApiKey = "your-api-key"' in source
+    build = tmp_path / "build"
+    (build / "Example.cs").write_text(source.replace("your-api-key", fresh))
+    compiled = subprocess.run(["mcs", "-r:System.Net.Http.dll", f"-r:{build / 'Sophonz.dll'}", "-out:" + str(build / "Example.exe"),
+                               str(build / "Example.cs")], capture_output=True, text=True, timeout=120)
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SOPHONZ_", "SOPHRA_"))}
+    proc = subprocess.run(["mono", str(build / "Example.exe")], capture_output=True, text=True, timeout=60, cwd=build,
+                          env={**clean, "SOPHONZ_BASE_URL": f"{api.url}/v1"})
+    assert (proc.returncode, proc.stderr) == (0, "")
+    expected = {"applications": [{"id": app["id"], "name": "My Application", "status": "active",
+                                  "environment": "production", "created_at": app["created_at"],
+                                  "updated_at": app["created_at"]}], "total": 1, "page": 1, "per_page": 20}
+    assert proc.stdout == json.dumps(expected, separators=(",", ":")) + "\n"
