@@ -179,7 +179,7 @@ namespace Sophonz.Tests
                     var page2 = await client.Applications.ListAsync(page: 2, perPage: 1);
                     Assert.Equal(3L, page2.GetInt64("total").Value, "total");
                     Assert.Equal(1, page2.GetArray("applications").Count, "one per page");
-                    Assert.Equal(null, await client.Applications.DeleteAsync(second.GetString("id")).ContinueWith(t => { t.Wait(); return (object)null; }), "deleted");
+                    await client.Applications.DeleteAsync(second.GetString("id"));
                     var gone = await Assert.ThrowsAsync<SophonzException>(() => client.Applications.GetAsync(second.GetString("id")));
                     Assert.JsonEqual(Assert.Error(404, "Not found", "No application '" + second["id"] + "' for this API key"), Assert.Error(gone));
                     Assert.JsonEqual(new { success = false, error = "Not found", message = gone.Message }, gone.Body, "error body");
@@ -358,7 +358,7 @@ namespace Sophonz.Tests
                         var watch = Stopwatch.StartNew();
                         var e = await Assert.ThrowsAsync<SophonzException>(() => client.Applications.ListAsync());
                         Assert.JsonEqual(Assert.Error(0, "Timeout", "No answer from " + url + "/v1/applications within 0.3 s"), Assert.Error(e));
-                        Assert.True(watch.ElapsedMilliseconds < 2000, "within the timeout: " + watch.ElapsedMilliseconds + " ms");
+                        Assert.True(watch.ElapsedMilliseconds < 3000, "soon after the timeout: " + watch.ElapsedMilliseconds + " ms");
                     }
                 }
                 finally
@@ -394,7 +394,7 @@ namespace Sophonz.Tests
                     }
                     var watch = Stopwatch.StartNew();
                     var e = await Assert.ThrowsAsync<SophonzException>(() => client.Applications.ListAsync());
-                    Assert.True(watch.ElapsedMilliseconds < 2000, "no wait: " + watch.ElapsedMilliseconds + " ms");
+                    Assert.True(watch.ElapsedMilliseconds < 5000, "no wait for the next hour: " + watch.ElapsedMilliseconds + " ms");
                     Assert.Equal(429, e.Status, "status");
                     Assert.Equal("Rate limit exceeded", e.Error, "error");
                     var left = NextHour() - DateTimeOffset.UtcNow.ToUnixTimeSeconds();
@@ -468,7 +468,8 @@ namespace Sophonz.Tests
                     await client.Agents.ReportVitalsAsync(new { agentId = "csharp-impatient" });
                     var watch = Stopwatch.StartNew();
                     var e = await Assert.ThrowsAsync<SophonzException>(() => client.Agents.ReportVitalsAsync(new { agentId = "csharp-impatient" }));
-                    Assert.True(watch.ElapsedMilliseconds < 2000, "gave up at once: " + watch.ElapsedMilliseconds + " ms");
+                    // at once: not after sleeping through the 1.5 s budget
+                    Assert.True(watch.ElapsedMilliseconds < 1200, "gave up at once: " + watch.ElapsedMilliseconds + " ms");
                     Assert.JsonEqual(new { status = 429, error = "Rate limit exceeded" }, new { status = e.Status, error = e.Error });
                     var body = (JsonObject)e.Body;
                     Assert.True(e.RetryAfter >= 8 && e.RetryAfter <= 10, "RetryAfter " + e.RetryAfter);
@@ -487,7 +488,7 @@ namespace Sophonz.Tests
                     var watch = Stopwatch.StartNew();
                     cancel.CancelAfter(300);
                     await Assert.ThrowsAsync<OperationCanceledException>(() => client.Agents.ReportVitalsAsync(new { agentId = "csharp-cancelled" }, cancel.Token));
-                    Assert.True(watch.ElapsedMilliseconds < 2000, "cancelled at once: " + watch.ElapsedMilliseconds + " ms");
+                    Assert.True(watch.ElapsedMilliseconds < 5000, "cancelled, not after the ~10 s wait: " + watch.ElapsedMilliseconds + " ms");
                 }
             });
 
