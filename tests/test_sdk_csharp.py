@@ -112,8 +112,7 @@ def test_csharp_sdk_against_the_server(mono, running_api, tmp_path, test_plan): 
         assert (rule["id"], rule["name"], rule["condition"], rule["for"], rule["enabled"], rule["silenced_until"]) == (
             facts["alert_id"], "Very High Error Rate",
             {"metric": "error_rate", "operator": ">", "threshold": 0.1, "window": "5m", "aggregation": "mean"},
-            "90s", True, facts["silenced_until"])
-        assert re.match(r"^2099-01-01T12:00:00(\.000)?Z$", facts["silenced_until"])
+            "90s", True, "2099-01-01T12:00:00Z")
         assert rule["actions"] == [{"type": "email", "recipients": ["admin@company.com"]},
                                    {"type": "slack", "channel": "#alerts"}]
         assert get(f"/v1/applications/{facts['deploy_app_id']}/deployments") == {"deployments": [facts["deployment"]]}
