@@ -371,7 +371,7 @@ namespace Sophonz
                 var start = Position;
                 if (text[Position] == '-') Position++;
                 var digits = Position;
-                while (Position < text.Length && char.IsDigit(text[Position]) && text[Position] < 128) Position++;
+                while (Position < text.Length && text[Position] >= '0' && text[Position] <= '9') Position++;
                 if (Position == digits) throw Fail("expected a digit");
                 if (text[digits] == '0' && Position - digits > 1) throw Fail("leading zero");
                 var integral = true;

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Diagnostics;
 using System.Threading;
 using System.Threading.Tasks;
 
@@ -131,7 +132,7 @@ namespace Sophonz
         public async Task<bool> FlushAsync(TimeSpan timeout, CancellationToken cancellationToken = default(CancellationToken))
         {
             var infinite = timeout == Timeout.InfiniteTimeSpan;
-            var deadline = DateTime.UtcNow + (infinite ? TimeSpan.Zero : timeout);
+            var clock = Stopwatch.StartNew();
             while (true)
             {
                 Task current;
@@ -140,7 +141,7 @@ namespace Sophonz
                     if (!running) return true;
                     current = drain;
                 }
-                var left = deadline - DateTime.UtcNow;
+                var left = timeout - clock.Elapsed;
                 if (!infinite && left <= TimeSpan.Zero) return false;
                 var delay = Task.Delay(infinite ? Timeout.InfiniteTimeSpan : left, cancellationToken);
                 if (await Task.WhenAny(current, delay).ConfigureAwait(false) != current)

@@ -1,8 +1,10 @@
 using System;
 using System.Collections.Generic;
+using System.Diagnostics;
 using System.Globalization;
 using System.Linq;
 using System.Net.Http;
+using System.Runtime.ExceptionServices;
 using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
@@ -121,7 +123,7 @@ namespace Sophonz
         /// <summary>SendAsync without the disposed check: Dispose still flushes the report queue.</summary>
         internal async Task<object> SendCoreAsync(string method, string pathAndQuery, string json, CancellationToken cancellationToken)
         {
-            var started = DateTime.UtcNow;
+            var started = Stopwatch.StartNew();  // monotonic: a clock change cannot stretch the budget
             for (var tries = 0; ; tries++)
             {
                 SophonzException refused;
@@ -133,8 +135,8 @@ namespace Sophonz
                 {
                     refused = e;
                 }
-                var wait = Backoff.Next(tries, refused.RetryWait, MaxRetryTime - (DateTime.UtcNow - started), NextRandom);
-                if (!wait.HasValue) throw refused;
+                var wait = Backoff.Next(tries, refused.RetryWait, MaxRetryTime - started.Elapsed, NextRandom);
+                if (!wait.HasValue) ExceptionDispatchInfo.Capture(refused).Throw();  // keeps the original stack trace
                 await Task.Delay(wait.Value, cancellationToken).ConfigureAwait(false);
             }
         }
@@ -210,10 +212,8 @@ namespace Sophonz
                 message = t.Length > 500 ? t.Substring(0, 500) : t;
             }
             if (string.IsNullOrEmpty(message)) message = method.ToUpperInvariant() + " " + pathAndQuery + " answered " + status;
-            return Throw(new SophonzException(status, error, message, err.Get("field") as string, retryAfter, parsed, null, wait));
+            throw new SophonzException(status, error, message, err.Get("field") as string, retryAfter, parsed, null, wait);
         }
-
-        private static object Throw(Exception e) { throw e; }
 
         private static RateLimit ReadRateLimit(HttpResponseMessage res)
         {
