@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test bench lock kafka-fetch browser dashboard clean
+.PHONY: install run test bench lock kafka-fetch browser dashboard csharp clean
 
 install: $(STAMP)
 
@@ -37,10 +37,15 @@ dashboard/node_modules/.installed: dashboard/package-lock.json
 	npm ci --prefix dashboard --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The C# SDK (sdk/csharp) is compiled with Debian's Mono (mcs) and tested under mono;
+# NuGet is not used: the SDK needs nothing beyond System.Net.Http.
+csharp:
+	sh deploy/install_debian_package.sh /usr/bin/mcs mono-mcs mono-runtime libmono-system-net-http4.0-cil
+
 run: install kafka-fetch dashboard
 	$(BIN)/sophra up
 
-test: install kafka-fetch browser dashboard
+test: install kafka-fetch browser dashboard csharp
 	$(BIN)/pytest -q -p no:cacheprovider
 
 # Every stage beside its baseline in one run (bench/README.md); wrk drives the api stages.
