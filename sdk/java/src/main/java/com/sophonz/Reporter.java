@@ -84,6 +84,11 @@ public final class Reporter {
         return pending.get();
     }
 
+    /** Reports waiting in the queue (not yet taken by the sending thread). */
+    int queued() {
+        return queue.size();
+    }
+
     /** Waits until every report queued so far has been sent or has failed; false if the wait ran out. */
     public boolean flush(Duration wait) {
         long deadline = System.nanoTime() + wait.toNanos();

@@ -133,6 +133,11 @@ public final class Sophonz implements AutoCloseable {
         executor.shutdown();
     }
 
+    /** For tests: the key in use (toString never shows it). */
+    String apiKey() {
+        return transport.apiKey;
+    }
+
     @Override
     public String toString() {
         return "Sophonz(baseUrl=" + transport.baseUrl + ")"; // never the key

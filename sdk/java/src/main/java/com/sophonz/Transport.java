@@ -30,7 +30,7 @@ final class Transport {
     final String baseUrl;
     final Duration timeout;
     final Duration maxRetryTime;
-    private final String apiKey;
+    final String apiKey;
     private final HttpClient http;
     private final ExecutorService executor;
     private final DoubleSupplier random;
