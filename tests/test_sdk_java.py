@@ -26,6 +26,7 @@ REPORTS = SDK_JAVA / "target" / "surefire-reports"
 EXPECTED_TESTS = {
     "com.sophonz.BackoffTest": 5,
     "com.sophonz.BuilderTest": 4,
+    "com.sophonz.CloseTest": 1,
     "com.sophonz.ErrorModelTest": 2,
     "com.sophonz.JsonTest": 5,
     "com.sophonz.ReporterTest": 3,

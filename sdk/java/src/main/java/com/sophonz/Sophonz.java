@@ -31,7 +31,6 @@ public final class Sophonz implements AutoCloseable {
     public static final int DEFAULT_REPORT_QUEUE_CAPACITY = 1000;
 
     private final Transport transport;
-    private final ExecutorService executor;
     private final Applications applications;
     private final Metrics metrics;
     private final Alerts alerts;
@@ -44,7 +43,7 @@ public final class Sophonz implements AutoCloseable {
     private Sophonz(Builder b, String apiKey, String baseUrl) {
         AtomicInteger n = new AtomicInteger();
         // Daemon threads: an idle client never keeps the JVM alive (close() still flushes reports).
-        this.executor = Executors.newCachedThreadPool(r -> {
+        ExecutorService executor = Executors.newCachedThreadPool(r -> {
             Thread t = new Thread(r, "sophonz-http-" + n.incrementAndGet());
             t.setDaemon(true);
             return t;
@@ -125,12 +124,14 @@ public final class Sophonz implements AutoCloseable {
 
     /**
      * Sends what the reporter still holds (waiting at most the retry budget plus one timeout),
-     * then stops the client's threads. Calls after close fail.
+     * then closes: calls waiting to retry, and calls made afterwards, fail with
+     * IllegalStateException. An exchange already on the wire still ends normally, which is
+     * why the pool is not shut down; its idle daemon threads end within a minute.
      */
     @Override
     public void close() {
         reporter.close(transport.maxRetryTime.plus(transport.timeout));
-        executor.shutdown();
+        transport.close();
     }
 
     /** For tests: the key in use (toString never shows it). */

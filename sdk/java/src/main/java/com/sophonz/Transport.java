@@ -10,9 +10,11 @@ import java.net.http.HttpTimeoutException;
 import java.time.Duration;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -35,6 +37,8 @@ final class Transport {
     private final ExecutorService executor;
     private final DoubleSupplier random;
     private volatile RateLimit rateLimit;
+    private volatile boolean closed;
+    private final Set<CompletableFuture<Void>> sleeping = ConcurrentHashMap.newKeySet();
 
     Transport(String baseUrl, String apiKey, Duration timeout, Duration maxRetryTime, ExecutorService executor,
               DoubleSupplier random) {
@@ -47,6 +51,18 @@ final class Transport {
         // HTTP/1.1: on plain http the default HTTP/2 would first try an h2c upgrade.
         this.http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(timeout)
                 .executor(executor).build();
+    }
+
+    /** Ends the waits between retries (their calls fail with IllegalStateException) and refuses new calls. */
+    void close() {
+        closed = true;
+        for (CompletableFuture<Void> wake : sleeping) {
+            wake.completeExceptionally(closedError());
+        }
+    }
+
+    private static IllegalStateException closedError() {
+        return new IllegalStateException("This Sophonz client is closed");
     }
 
     RateLimit rateLimit() {
@@ -79,10 +95,13 @@ final class Transport {
 
     private CompletableFuture<JsonNode> attempt(HttpRequest request, String method, String path, String url,
                                                 long startNanos, int tries) {
+        if (closed) {
+            return CompletableFuture.failedFuture(closedError());
+        }
         CompletableFuture<HttpResponse<String>> sent;
         try {
             sent = http.sendAsync(request, HttpResponse.BodyHandlers.ofString());
-        } catch (RuntimeException closed) { // e.g. the executor was shut down by close()
+        } catch (RuntimeException closed) {
             return CompletableFuture.failedFuture(closed);
         }
         return sent.handle((response, failure) -> {
@@ -110,9 +129,16 @@ final class Transport {
                 return CompletableFuture.<JsonNode>failedFuture(error);
             }
             try {
-                return CompletableFuture.runAsync(() -> { },
-                                CompletableFuture.delayedExecutor(delayMs, TimeUnit.MILLISECONDS, executor))
-                        .thenCompose(ignored -> attempt(request, method, path, url, startNanos, tries + 1));
+                // close() fails every wait in `sleeping` at once, so no call outlives the client.
+                CompletableFuture<Void> wake = new CompletableFuture<>();
+                sleeping.add(wake);
+                wake.whenComplete((ignored, e) -> sleeping.remove(wake));
+                CompletableFuture.delayedExecutor(delayMs, TimeUnit.MILLISECONDS, executor)
+                        .execute(() -> wake.complete(null));
+                if (closed) {
+                    wake.completeExceptionally(closedError());
+                }
+                return wake.thenCompose(ignored -> attempt(request, method, path, url, startNanos, tries + 1));
             } catch (RuntimeException closed) {
                 return CompletableFuture.<JsonNode>failedFuture(error);
             }
