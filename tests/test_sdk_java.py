@@ -50,6 +50,9 @@ def surefire_counts() -> dict:
     return counts
 
 
+# On a clean machine Maven first downloads its plugins and Jackson/JUnit (about a minute),
+# on top of the api's start-up; later runs work from ~/.m2.
+@pytest.mark.timeout(900)
 def test_java_sdk_against_the_real_server(running_api, mvn):
     api = running_api()
     key, key2 = api.new_key(), api.new_key()
@@ -59,6 +62,8 @@ def test_java_sdk_against_the_real_server(running_api, mvn):
     proc = subprocess.run([mvn, "-B", "-q", "test"], cwd=SDK_JAVA, env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+    # the reference example's System.out.println(apps): the server's JSON as sent
+    assert '"applications":[{"id":"app_' in proc.stdout and '"name":"My Application"' in proc.stdout
     assert surefire_counts() == {name: {"tests": n, "failures": 0, "errors": 0, "skipped": 0}
                                  for name, n in EXPECTED_TESTS.items()}
 
