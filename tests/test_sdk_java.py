@@ -30,7 +30,7 @@ EXPECTED_TESTS = {
     "com.sophonz.ErrorModelTest": 2,
     "com.sophonz.JsonTest": 5,
     "com.sophonz.ReporterTest": 3,
-    "com.sophonz.LiveServerTest": 10,
+    "com.sophonz.LiveServerTest": 11,
 }
 
 
@@ -57,7 +57,9 @@ def test_java_sdk_against_the_real_server(running_api, mvn):
     api = running_api()
     key, key2 = api.new_key(), api.new_key()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOPHONZ_", "SOPHRA_"))}
-    env.update(SOPHRA_TEST_BASE_URL=api.url, SOPHRA_TEST_API_KEY=key, SOPHRA_TEST_API_KEY_2=key2)
+    env.update(SOPHRA_TEST_BASE_URL=api.url, SOPHRA_TEST_API_KEY=key, SOPHRA_TEST_API_KEY_2=key2,
+               # for the client built with no key nor address (a /v1 suffix is accepted)
+               SOPHRA_API_KEY=key2, SOPHRA_BASE_URL=f"{api.url}/v1")
     shutil.rmtree(REPORTS, ignore_errors=True)  # counts below come from this run only
     proc = subprocess.run([mvn, "-B", "-q", "test"], cwd=SDK_JAVA, env=env, capture_output=True, text=True,
                           timeout=600)

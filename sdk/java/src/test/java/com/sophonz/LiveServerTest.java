@@ -93,6 +93,18 @@ class LiveServerTest {
         }
     }
 
+    @Test
+    void theKeyAndAddressComeFromTheEnvironmentWhenNotGiven() {
+        // tests/test_sdk_java.py sets SOPHRA_API_KEY to the second account's key and
+        // SOPHRA_BASE_URL to the server's /v1 address (the Python SDK's form), no SOPHONZ_*.
+        assertEquals(System.getenv("SOPHRA_TEST_API_KEY_2"), System.getenv("SOPHRA_API_KEY"),
+                "run with SOPHRA_API_KEY=$SOPHRA_TEST_API_KEY_2 SOPHRA_BASE_URL=$SOPHRA_TEST_BASE_URL/v1");
+        try (Sophonz fromEnv = Sophonz.builder().build()) {
+            assertEquals(url, fromEnv.baseUrl());
+            assertEquals(json("{\"success\":true,\"agents\":[]}"), fromEnv.agents().list());
+        }
+    }
+
     // ---- /v1 ---------------------------------------------------------------------------------
 
     @Test
