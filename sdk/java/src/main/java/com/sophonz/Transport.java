@@ -101,8 +101,8 @@ final class Transport {
         CompletableFuture<HttpResponse<String>> sent;
         try {
             sent = http.sendAsync(request, HttpResponse.BodyHandlers.ofString());
-        } catch (RuntimeException closed) {
-            return CompletableFuture.failedFuture(closed);
+        } catch (RuntimeException rejected) {
+            return CompletableFuture.failedFuture(rejected);
         }
         return sent.handle((response, failure) -> {
             SophonzException error;
@@ -139,7 +139,7 @@ final class Transport {
                     wake.completeExceptionally(closedError());
                 }
                 return wake.thenCompose(ignored -> attempt(request, method, path, url, startNanos, tries + 1));
-            } catch (RuntimeException closed) {
+            } catch (RuntimeException rejected) {
                 return CompletableFuture.<JsonNode>failedFuture(error);
             }
         }).thenCompose(next -> next);
