@@ -1,0 +1,140 @@
+"""The Go SDK (sdk/go) against the real server.
+
+`go test` runs the SDK's unit tests and its live tests (sdk/go/integration_test.go) with
+SOPHRA_TEST_BASE_URL and SOPHRA_TEST_API_KEY naming this server and a fresh account;
+nothing may be skipped. The live tests also observe the 10 s vitals limit retried end to
+end. Then what they wrote is read back here through the HTTP API, value for value.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from .conftest import eventually
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[1]
+SDK_GO = ROOT / "sdk" / "go"
+MIN_GO = (1, 22)
+
+
+@pytest.fixture(scope="module")
+def go() -> str:
+    """The Go toolchain: `go` on PATH, else the official install's /usr/local/go/bin/go.
+    Missing or too old fails the test (never a skip): make test must run these."""
+    found = shutil.which("go") or ("/usr/local/go/bin/go" if os.access("/usr/local/go/bin/go", os.X_OK) else None)
+    if not found:
+        pytest.fail(f"The Go SDK's tests need Go {MIN_GO[0]}.{MIN_GO[1]}+: install it from go.dev/dl "
+                    "into /usr/local/go or put `go` on PATH", pytrace=False)
+    version = subprocess.run([found, "env", "GOVERSION"], capture_output=True, text=True, timeout=60,
+                             env=go_env()).stdout.strip()
+    parsed = re.match(r"go(\d+)\.(\d+)", version)
+    if not parsed or tuple(map(int, parsed.groups())) < MIN_GO:
+        pytest.fail(f"{found} is {version or 'unreadable'}; sdk/go needs Go {MIN_GO[0]}.{MIN_GO[1]}+", pytrace=False)
+    return found
+
+
+def go_env(**extra: str) -> dict:
+    # GOTOOLCHAIN=local: never download a toolchain; GOPROXY=off: the module has no
+    # dependencies, so nothing may be fetched.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOPHRA_", "SOPHONZ_"))}
+    return {**env, "GOTOOLCHAIN": "local", "GOPROXY": "off", "GOFLAGS": "", **extra}
+
+
+def go_tests() -> set[str]:
+    names = set()
+    for source in SDK_GO.glob("*_test.go"):
+        names |= set(re.findall(r"^func (Test\w+)\(t \*testing\.T\)", source.read_text(), re.M))
+    return names
+
+
+def test_go_sdk_is_formatted_and_vetted(go):
+    gofmt = Path(go).with_name("gofmt")
+    fmt = subprocess.run([str(gofmt), "-l", "."], cwd=SDK_GO, capture_output=True, text=True, timeout=120)
+    assert (fmt.returncode, fmt.stdout, fmt.stderr) == (0, "", "")
+    vet = subprocess.run([go, "vet", "./..."], cwd=SDK_GO, capture_output=True, text=True, timeout=300, env=go_env())
+    assert vet.returncode == 0, vet.stderr
+    assert (SDK_GO / "go.mod").read_text() == "module github.com/sophra/sdk-go\n\ngo 1.22\n"  # no requirements
+
+
+def test_go_sdk_against_the_live_server(go, running_api, tmp_path):
+    api = running_api()
+    key = api.new_key()
+    out_file = tmp_path / "go-out.json"
+    proc = subprocess.run([go, "test", "-count=1", "-v", "./..."], cwd=SDK_GO, capture_output=True, text=True,
+                          timeout=600, env=go_env(SOPHRA_TEST_BASE_URL=api.url, SOPHRA_TEST_API_KEY=key,
+                                                  SOPHRA_TEST_OUT=str(out_file)))
+    assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-4000:]
+    passed = set(re.findall(r"^\s*--- PASS: (Test\w+)", proc.stdout, re.M))
+    assert "--- SKIP" not in proc.stdout and "--- FAIL" not in proc.stdout
+    assert passed == go_tests() and {"TestLiveApplications", "TestLiveAgents", "TestLiveReporter"} <= passed
+    out = json.loads(out_file.read_text())
+
+    with api.client(key) as http:
+        # applications, as the Go test left them
+        app_id = out["application_id"]
+        app = http.get(f"/v1/applications/{app_id}").json()
+        assert app == {"id": app_id, "name": "Go Shop", "status": "maintenance", "environment": "staging",
+                       "created_at": app["created_at"], "updated_at": app["updated_at"], "description": None,
+                       "base_url": "https://go.example.com/", "config": {"monitoring": True, "alerts": True},
+                       "metrics": {"uptime": 100.0, "response_time": 950.5 / 3, "error_rate": 0.25}}
+        assert http.get("/v1/applications").json() == {"applications": [
+            {k: app[k] for k in ("id", "name", "status", "environment", "created_at", "updated_at")}],
+            "total": 1, "page": 1, "per_page": 20}
+        minute = datetime.fromisoformat(out["metrics_minute"])
+        iso = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+        series = http.get(f"/v1/applications/{app_id}/metrics", params={
+            "metric": "response_time", "start": iso(minute), "end": iso(minute + timedelta(minutes=2)),
+            "granularity": "1m"}).json()
+        assert series == {"metric": "response_time", "granularity": "1m", "data": [
+            {"timestamp": iso(minute), "value": 175.25}, {"timestamp": iso(minute + timedelta(minutes=1)), "value": 600.0}]}
+        [rule] = http.get(f"/v1/applications/{app_id}/alerts").json()["alerts"]
+        assert {k: v for k, v in rule.items() if k not in ("created_at", "updated_at", "since")} == {
+            "id": out["alert_id"], "application_id": app_id, "agent_id": None, "name": "Go error rate",
+            "condition": {"metric": "error_rate", "operator": ">", "threshold": 0.1, "window": "10m",
+                          "aggregation": "mean"},
+            "actions": [{"type": "email", "recipients": ["oncall@company.com"]}], "enabled": True, "for": "2m",
+            "repeat_interval": "4h", "silenced_until": out["alert_silenced_until"].replace("+00:00", "Z"),
+            "state": "ok", "value": None, "evaluated_at": None, "warnings": None}
+        [deployment] = http.get(f"/v1/applications/{app_id}/deployments").json()["deployments"]
+        assert deployment == {"id": out["deployment_id"], "version": "v1.2.5", "status": "pending",
+                              "started_at": deployment["started_at"], "completed_at": None,
+                              "changes": ["Fixed payment processing bug", "Updated user interface"],
+                              "description": "Bug fixes and performance improvements", "reason": None,
+                              "config": {"rollback_on_error": True, "health_check_url": "/health"}}
+
+        # the agent: two snapshots (the second one after the 429 was waited out), not the
+        # third one the impatient client gave up on, and two events
+        first_id, second_id = out["vital_ids"]
+        vitals = http.get("/api/agents/go-agent/vitals").json()["vitals"]
+        assert [{k: v for k, v in row.items() if k != "recorded_at"} for row in vitals] == [
+            {"id": second_id, "agent_id": "go-agent", "token_consumption": 90000, "token_limit": 100000,
+             "hallucination_rate": 0.06, "loop_frequency": 7, "directive_conflicts": 2, "overall_health": "amber",
+             "metadata": {}},
+            {"id": first_id, "agent_id": "go-agent", "token_consumption": 2400, "token_limit": 100000,
+             "hallucination_rate": 0.02, "loop_frequency": 3, "directive_conflicts": 0, "overall_health": "green",
+             "metadata": {"tasksCompleted": 12, "model": "claude-3-5-sonnet"}}]
+        conflict_id, tool_error_id = out["event_ids"]
+        events = http.get("/api/agents/go-agent/events").json()["events"]
+        assert [{k: v for k, v in e.items() if k != "recorded_at"} for e in events] == [
+            {"id": tool_error_id, "agent_id": "go-agent", "event_type": "tool_error", "details": None,
+             "metadata": {"tool": "web_search", "attempt": 3}},
+            {"id": conflict_id, "agent_id": "go-agent", "event_type": "directive_conflict",
+             "details": "System prompt vs user instruction mismatch", "metadata": {"instruction_a": "..."}}]
+
+        # what the Reporter sent in the background
+        background = eventually(lambda: (r := http.get("/api/agents/go-background/vitals")).status_code == 200
+                                and r.json()["vitals"], 15)
+        assert [{k: v for k, v in row.items() if k not in ("id", "recorded_at")} for row in background] == [
+            {"agent_id": "go-background", "token_consumption": 700, "token_limit": 100000, "hallucination_rate": 0.2,
+             "loop_frequency": 0, "directive_conflicts": 0, "overall_health": "red", "metadata": {"run": "nightly"}}]
+        background_events = eventually(lambda: http.get("/api/agents/go-background/events").json()["events"], 15)
+        assert [(e["event_type"], e["details"], e["metadata"]) for e in background_events] == [
+            ("task_completed", "nightly run", {})]
+        assert sorted(a["agent_id"] for a in http.get("/api/agents").json()["agents"]) == ["go-agent", "go-background"]
