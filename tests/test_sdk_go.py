@@ -63,8 +63,66 @@ def test_go_sdk_is_formatted_and_vetted(go):
     assert (SDK_GO / "go.mod").read_text() == "module github.com/sophra/sdk-go\n\ngo 1.22\n"  # no requirements
 
 
+def readme_programs() -> list[str]:
+    """The complete programs (package main) among sdk/go/README.md's Go blocks, in order."""
+    blocks = re.findall(r"```go\n(.*?)```", (SDK_GO / "README.md").read_text(), re.S)
+    return [b for b in blocks if b.startswith("package main\n")]
+
+
+def go_run(go, tmp_path: Path, name: str, source: str, **env: str) -> subprocess.CompletedProcess:
+    """Run `source` as its own module that requires the SDK, as a user's project would
+    (a replace directive stands for `go get`)."""
+    project = tmp_path / name
+    project.mkdir()
+    (project / "go.mod").write_text(f"module example.com/{name}\n\ngo 1.22\n\nrequire github.com/sophra/sdk-go v0.0.0\n\n"
+                                    f"replace github.com/sophra/sdk-go => {SDK_GO}\n")
+    (project / "main.go").write_text(source)
+    return subprocess.run([go, "run", "."], cwd=project, capture_output=True, text=True, timeout=300,
+                          env=go_env(**env))
+
+
+def go_time(iso: str) -> str:
+    """How Go's %v prints a UTC time.Time the server gave as 2026-01-02T03:04:05Z."""
+    return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").strftime("%Y-%m-%d %H:%M:%S +0000 UTC")
+
+
 def test_go_sdk_against_the_live_server(go, running_api, tmp_path):
     api = running_api()
+    check_readme_examples(go, api, tmp_path)
+    check_go_tests(go, api, tmp_path)
+
+
+def check_readme_examples(go, api, tmp_path):
+    reference, agent = readme_programs()
+    # Reference 000's example: the key written in, the base URL (with /v1) from the environment.
+    key = api.new_key()
+    with api.client(key) as http:
+        app = http.post("/v1/applications", json={"name": "My Application"}).json()
+    proc = go_run(go, tmp_path, "reference", reference.replace("your-api-key", key),
+                  SOPHONZ_BASE_URL=f"{api.url}/v1")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    t = go_time(app["created_at"])
+    assert proc.stdout == (f"&{{Applications:[{{ID:{app['id']} Name:My Application Status:active "
+                           f"Environment:production CreatedAt:{t} UpdatedAt:{t}}}] Total:1 Page:1 PerPage:20}}\n")
+
+    # The agent example: key and base URL from SOPHRA_*; the Reporter sends on Close.
+    key = api.new_key()
+    proc = go_run(go, tmp_path, "agent", agent, SOPHRA_API_KEY=key, SOPHRA_BASE_URL=api.url)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    with api.client(key) as http:
+        vitals = eventually(lambda: (r := http.get("/api/agents/my-agent/vitals")).status_code == 200
+                            and r.json()["vitals"], 15)
+        assert [{k: v for k, v in row.items() if k not in ("id", "recorded_at")} for row in vitals] == [
+            {"agent_id": "my-agent", "token_consumption": 2400, "token_limit": 100000, "hallucination_rate": 0.02,
+             "loop_frequency": 3, "directive_conflicts": 0, "overall_health": "green",
+             "metadata": {"tasksCompleted": 12}}]
+        assert http.get("/api/agents").json()["agents"][0]["name"] == "My Production Agent"
+        events = eventually(lambda: http.get("/api/agents/my-agent/events").json()["events"], 15)
+        assert [(e["event_type"], e["details"], e["metadata"]) for e in events] == [
+            ("tool_error", "Web search tool timed out", {"tool": "web_search", "attempt": 3})]
+
+
+def check_go_tests(go, api, tmp_path):
     key = api.new_key()
     out_file = tmp_path / "go-out.json"
     proc = subprocess.run([go, "test", "-count=1", "-v", "./..."], cwd=SDK_GO, capture_output=True, text=True,

@@ -399,20 +399,24 @@ func TestLiveAgents(t *testing.T) {
 	if len(latest.Vitals) != 1 || latest.Vitals[0].ID != second.Vital.ID {
 		t.Errorf("limit 1: %+v", latest)
 	}
-	// The account's other agent is TestLiveReporter's, reporting meanwhile.
+	// The account's other agent is TestLiveReporter's, reporting meanwhile. The list
+	// shows the second snapshot once the sink has landed it there too.
 	var a Agent
-	for _, agent := range must(client.Agents.List(ctx)).Agents {
-		switch agent.AgentID {
-		case "go-agent":
-			a = agent
-		case "go-background":
-		default:
-			t.Errorf("an agent nobody reported: %+v", agent)
+	eventually(t, "the agents list shows the second snapshot", func() bool {
+		for _, agent := range must(client.Agents.List(ctx)).Agents {
+			switch agent.AgentID {
+			case "go-agent":
+				a = agent
+			case "go-background":
+			default:
+				t.Errorf("an agent nobody reported: %+v", agent)
+			}
 		}
-	}
+		return a.LastVitalsAt.Equal(second.Vital.RecordedAt)
+	})
 	same(t, "agent", a, Agent{AgentID: "go-agent", Name: "Go Production Agent", Status: "warning", OverallHealth: "amber",
 		TokenConsumption: 90000, HallucinationRate: 0.06, LoopFrequency: 7, DirectiveConflicts: 2,
-		LastVitalsAt: second.Vital.RecordedAt, UpdatedAt: a.UpdatedAt})
+		LastVitalsAt: second.Vital.RecordedAt, UpdatedAt: second.Vital.RecordedAt})
 	var events *EventsList
 	eventually(t, "two events", func() bool {
 		events, err = client.Agents.Events(ctx, "go-agent", nil)
