@@ -44,6 +44,8 @@ def go_env(**extra: str) -> dict:
     # GOTOOLCHAIN=local: never download a toolchain; GOPROXY=off: the module has no
     # dependencies, so nothing may be fetched.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOPHRA_", "SOPHONZ_"))}
+    if not any(env.get(k) for k in ("GOCACHE", "XDG_CACHE_HOME", "HOME")):  # go needs a build cache
+        env["GOCACHE"] = "/tmp/sophra-go-build"
     return {**env, "GOTOOLCHAIN": "local", "GOPROXY": "off", "GOFLAGS": "", **extra}
 
 
@@ -178,6 +180,9 @@ def check_go_tests(go, api, tmp_path):
             {"id": first_id, "agent_id": "go-agent", "token_consumption": 2400, "token_limit": 100000,
              "hallucination_rate": 0.02, "loop_frequency": 3, "directive_conflicts": 0, "overall_health": "green",
              "metadata": {"tasksCompleted": 12, "model": "claude-3-5-sonnet"}}]
+        # the server stored the retried report no sooner than its 10 s per-agent limit allows
+        at = [datetime.strptime(row["recorded_at"], "%Y-%m-%dT%H:%M:%S.%fZ") for row in vitals]
+        assert at[0] - at[1] >= timedelta(seconds=9.95)
         conflict_id, tool_error_id = out["event_ids"]
         events = http.get("/api/agents/go-agent/events").json()["events"]
         assert [{k: v for k, v in e.items() if k != "recorded_at"} for e in events] == [

@@ -66,7 +66,7 @@ func TestReporterNeverBlocksAndCountsDrops(t *testing.T) {
 	start := time.Now()
 	accepted := []bool{r.Event(Event{AgentID: "a", Type: "x"}), r.Vitals(Vitals{AgentID: "b"}),
 		r.Vitals(Vitals{AgentID: "c"}), r.Event(Event{AgentID: "d", Type: "y"}), r.Vitals(Vitals{AgentID: "e"})}
-	if took := time.Since(start); took > 50*time.Millisecond {
+	if took := time.Since(start); took > 500*time.Millisecond {
 		t.Errorf("queueing took %v", took)
 	}
 	if want := []bool{true, true, false, false, false}; !equal(accepted, want) {
