@@ -191,6 +191,13 @@ def check_go_tests(go, api, tmp_path):
             {"id": conflict_id, "agent_id": "go-agent", "event_type": "directive_conflict",
              "details": "System prompt vs user instruction mismatch", "metadata": {"instruction_a": "..."}}]
 
+        [agent_rule] = http.get("/api/agents/go-agent/alerts").json()["alerts"]
+        assert (agent_rule["id"], agent_rule["agent_id"], agent_rule["name"], agent_rule["condition"],
+                agent_rule["actions"]) == (
+            out["agent_alert_id"], "go-agent", "Hallucinating",
+            {"metric": "hallucinationRate", "operator": ">", "threshold": 0.1, "window": "1m", "aggregation": "max"},
+            [{"type": "webhook", "url": "https://hooks.example.com/go"}])  # a secret is shown once, on create
+
         # what the Reporter sent in the background
         background = eventually(lambda: (r := http.get("/api/agents/go-background/vitals")).status_code == 200
                                 and r.json()["vitals"], 15)

@@ -190,7 +190,8 @@ func (c *Client) ReportEvent(ctx context.Context, e Event) (*EventCreated, error
 	return call[EventCreated](ctx, c, http.MethodPost, "/api/events", nil, e)
 }
 
-// Agents: the agent reads of reference 003 (/api/agents...).
+// Agents: the agent reads of reference 003 (/api/agents...), and those of the agent
+// detail view beyond it (events, metrics, insights, predictions).
 type Agents struct{ c *Client }
 
 // HistoryQuery bounds a history read; zero fields take the server's defaults (the 50
@@ -228,7 +229,63 @@ func (a *Agents) Events(ctx context.Context, agentID string, q *HistoryQuery) (*
 	return call[EventsList](ctx, a.c, http.MethodGet, "/api/agents/"+seg(agentID)+"/events", v, nil)
 }
 
-// ARI is GET /api/agents/{id}/ari.
+// ARI is GET /api/agents/{id}/ari with the 50 newest interventions.
 func (a *Agents) ARI(ctx context.Context, agentID string) (*ARI, error) {
-	return call[ARI](ctx, a.c, http.MethodGet, "/api/agents/"+seg(agentID)+"/ari", nil, nil)
+	return a.ARIWithLimit(ctx, agentID, 0)
+}
+
+// ARIWithLimit is GET /api/agents/{id}/ari?limit=N: the N newest interventions (0:
+// the server's default, 50; at most 500).
+func (a *Agents) ARIWithLimit(ctx context.Context, agentID string, limit int) (*ARI, error) {
+	return call[ARI](ctx, a.c, http.MethodGet, "/api/agents/"+seg(agentID)+"/ari", limitQuery(limit), nil)
+}
+
+// AgentSeries is one vital of an agent, one value per bucket.
+type AgentSeries struct {
+	AgentID     string        `json:"agent_id"`
+	Metric      string        `json:"metric"`
+	Granularity string        `json:"granularity"`
+	Data        []MetricValue `json:"data"` // Value nil (count: 0) for an empty bucket
+}
+
+// Metrics is GET /api/agents/{id}/metrics (the agent detail view's charts): a vital
+// over time, with the rules of Client.Metrics.Get. Metric is tokenConsumption (the
+// default), hallucinationRate, loopCount, conflictCount, tokenUsagePercent or a custom
+// numeric metric; q may be nil.
+func (a *Agents) Metrics(ctx context.Context, agentID string, q *MetricQuery) (*AgentSeries, error) {
+	return call[AgentSeries](ctx, a.c, http.MethodGet, "/api/agents/"+seg(agentID)+"/metrics", metricQuery(q), nil)
+}
+
+// AgentMetricNames are the vitals an agent reported: the built-in ones, then custom ones.
+type AgentMetricNames struct {
+	AgentID string   `json:"agent_id"`
+	Metrics []string `json:"metrics"`
+}
+
+// MetricNames is GET /api/agents/{id}/metric-names over [start, end); zero times mean
+// no bound.
+func (a *Agents) MetricNames(ctx context.Context, agentID string, start, end time.Time) (*AgentMetricNames, error) {
+	v := url.Values{}
+	setTime(v, "start", start)
+	setTime(v, "end", end)
+	return call[AgentMetricNames](ctx, a.c, http.MethodGet, "/api/agents/"+seg(agentID)+"/metric-names", v, nil)
+}
+
+// Insights is GET /api/agents/{id}/insights: anomaly episodes of the agent's vitals;
+// limit 0 is the server's default (50).
+func (a *Agents) Insights(ctx context.Context, agentID string, limit int) (*InsightList, error) {
+	return call[InsightList](ctx, a.c, http.MethodGet, "/api/agents/"+seg(agentID)+"/insights", limitQuery(limit), nil)
+}
+
+// AgentPredictionSet is a PredictionSet of an agent's vital.
+type AgentPredictionSet struct {
+	AgentID string `json:"agent_id"`
+	PredictionSet
+}
+
+// Predictions is GET /api/agents/{id}/predictions (metric default tokenConsumption,
+// horizon 24h); q may be nil.
+func (a *Agents) Predictions(ctx context.Context, agentID string, q *PredictionQuery) (*AgentPredictionSet, error) {
+	return call[AgentPredictionSet](ctx, a.c, http.MethodGet, "/api/agents/"+seg(agentID)+"/predictions",
+		predictionQuery(q), nil)
 }

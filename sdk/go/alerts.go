@@ -3,14 +3,18 @@ package sophra
 import (
 	"context"
 	"net/http"
-	"net/url"
-	"strconv"
 	"time"
 )
 
-// Alerts: the alert rules of an application, /v1/applications/{id}/alerts (reference
-// 000's Create Alert, plus list, update, silence, history and delete; docs/alerts.md).
-type Alerts struct{ c *Client }
+// Alerts are alert rules: Client.Alerts those of an application,
+// /v1/applications/{id}/alerts (reference 000's Create Alert, plus list, update, silence,
+// history and delete), Client.AgentAlerts the same calls for an agent's vitals,
+// /api/agents/{id}/alerts (metrics tokenConsumption, hallucinationRate, loopCount,
+// conflictCount, tokenUsagePercent or a custom one). Rules: docs/alerts.md.
+type Alerts struct {
+	c      *Client
+	prefix string // "/v1/applications/" or "/api/agents/"
+}
 
 // Condition of a rule: fires while Aggregation of Metric over Window compares to
 // Threshold with Operator. Window and Aggregation default to 5m and mean when empty.
@@ -23,7 +27,8 @@ type Condition struct {
 }
 
 // Action is where a firing rule is told: Type "email" (Recipients), "slack" (Channel,
-// optional WebhookURL) or "webhook" (URL, optional Secret).
+// optional WebhookURL) or "webhook" (URL, optional Secret: the HMAC-SHA256 signing
+// secret, generated when omitted and shown only in the answer to the call that set it).
 type Action struct {
 	Type       string   `json:"type"`
 	Recipients []string `json:"recipients,omitempty"`
@@ -123,44 +128,40 @@ type AlertDelivery struct {
 	NextAttemptAt *time.Time `json:"next_attempt_at"`
 }
 
-func alertsPath(appID string) string { return "/v1/applications/" + seg(appID) + "/alerts" }
+func (a *Alerts) path(subjectID string) string { return a.prefix + seg(subjectID) + "/alerts" }
 
-// Create is POST /v1/applications/{id}/alerts.
-func (a *Alerts) Create(ctx context.Context, appID string, rule AlertCreate) (*AlertRule, error) {
-	return call[AlertRule](ctx, a.c, http.MethodPost, alertsPath(appID), nil, rule)
+// Create is POST .../{id}/alerts.
+func (a *Alerts) Create(ctx context.Context, subjectID string, rule AlertCreate) (*AlertRule, error) {
+	return call[AlertRule](ctx, a.c, http.MethodPost, a.path(subjectID), nil, rule)
 }
 
-// List is GET /v1/applications/{id}/alerts.
-func (a *Alerts) List(ctx context.Context, appID string) (*AlertList, error) {
-	return call[AlertList](ctx, a.c, http.MethodGet, alertsPath(appID), nil, nil)
+// List is GET .../{id}/alerts.
+func (a *Alerts) List(ctx context.Context, subjectID string) (*AlertList, error) {
+	return call[AlertList](ctx, a.c, http.MethodGet, a.path(subjectID), nil, nil)
 }
 
-// Update is PATCH /v1/applications/{id}/alerts/{alert_id}.
-func (a *Alerts) Update(ctx context.Context, appID, alertID string, fields AlertUpdate) (*AlertRule, error) {
-	return call[AlertRule](ctx, a.c, http.MethodPatch, alertsPath(appID)+"/"+seg(alertID), nil, fields)
+// Update is PATCH .../{id}/alerts/{alert_id}.
+func (a *Alerts) Update(ctx context.Context, subjectID, alertID string, fields AlertUpdate) (*AlertRule, error) {
+	return call[AlertRule](ctx, a.c, http.MethodPatch, a.path(subjectID)+"/"+seg(alertID), nil, fields)
 }
 
-// Silence is POST /v1/applications/{id}/alerts/{alert_id}/silence: delivery is muted
+// Silence is POST .../{id}/alerts/{alert_id}/silence: delivery is muted
 // until `until`; nil lifts a silence.
-func (a *Alerts) Silence(ctx context.Context, appID, alertID string, until *time.Time) (*AlertRule, error) {
+func (a *Alerts) Silence(ctx context.Context, subjectID, alertID string, until *time.Time) (*AlertRule, error) {
 	body := map[string]any{"until": nil}
 	if until != nil {
 		body["until"] = until.UTC().Format("2006-01-02T15:04:05.000Z")
 	}
-	return call[AlertRule](ctx, a.c, http.MethodPost, alertsPath(appID)+"/"+seg(alertID)+"/silence", nil, body)
+	return call[AlertRule](ctx, a.c, http.MethodPost, a.path(subjectID)+"/"+seg(alertID)+"/silence", nil, body)
 }
 
-// History is GET /v1/applications/{id}/alerts/{alert_id}/history; limit 0 is the
+// History is GET .../{id}/alerts/{alert_id}/history; limit 0 is the
 // server's default (100 per list, at most 500).
-func (a *Alerts) History(ctx context.Context, appID, alertID string, limit int) (*AlertHistory, error) {
-	q := url.Values{}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	return call[AlertHistory](ctx, a.c, http.MethodGet, alertsPath(appID)+"/"+seg(alertID)+"/history", q, nil)
+func (a *Alerts) History(ctx context.Context, subjectID, alertID string, limit int) (*AlertHistory, error) {
+	return call[AlertHistory](ctx, a.c, http.MethodGet, a.path(subjectID)+"/"+seg(alertID)+"/history", limitQuery(limit), nil)
 }
 
-// Delete is DELETE /v1/applications/{id}/alerts/{alert_id}.
-func (a *Alerts) Delete(ctx context.Context, appID, alertID string) error {
-	return a.c.do(ctx, http.MethodDelete, alertsPath(appID)+"/"+seg(alertID), nil, nil, nil)
+// Delete is DELETE .../{id}/alerts/{alert_id}.
+func (a *Alerts) Delete(ctx context.Context, subjectID, alertID string) error {
+	return a.c.do(ctx, http.MethodDelete, a.path(subjectID)+"/"+seg(alertID), nil, nil, nil)
 }

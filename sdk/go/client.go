@@ -43,7 +43,8 @@ type Options struct {
 type Client struct {
 	Applications *Applications
 	Metrics      *Metrics
-	Alerts       *Alerts
+	Alerts       *Alerts // of applications
+	AgentAlerts  *Alerts // of agents
 	Deployments  *Deployments
 	Insights     *Insights
 	Predictions  *Predictions
@@ -93,7 +94,8 @@ func NewClient(opts Options) (*Client, error) {
 	}
 	c.Applications = &Applications{c}
 	c.Metrics = &Metrics{c}
-	c.Alerts = &Alerts{c}
+	c.Alerts = &Alerts{c, "/v1/applications/"}
+	c.AgentAlerts = &Alerts{c, "/api/agents/"}
 	c.Deployments = &Deployments{c}
 	c.Insights = &Insights{c}
 	c.Predictions = &Predictions{c}

@@ -3,6 +3,8 @@ package sophra
 import (
 	"context"
 	"net/http"
+	"net/url"
+	"strconv"
 	"time"
 )
 
@@ -35,7 +37,16 @@ type InsightList struct {
 	Insights []Insight `json:"insights"`
 }
 
-// List is GET /v1/applications/{id}/insights.
-func (i *Insights) List(ctx context.Context, appID string) (*InsightList, error) {
-	return call[InsightList](ctx, i.c, http.MethodGet, "/v1/applications/"+seg(appID)+"/insights", nil, nil)
+// List is GET /v1/applications/{id}/insights; limit 0 is the server's default (50,
+// at most 500).
+func (i *Insights) List(ctx context.Context, appID string, limit int) (*InsightList, error) {
+	return call[InsightList](ctx, i.c, http.MethodGet, "/v1/applications/"+seg(appID)+"/insights", limitQuery(limit), nil)
+}
+
+func limitQuery(limit int) url.Values {
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	return q
 }

@@ -289,7 +289,7 @@ func TestLiveApplications(t *testing.T) {
 	record("deployment_id", dep.ID)
 
 	// insights and predictions of two minutes of data: none yet, but well-formed
-	same(t, "insights", must(client.Insights.List(ctx, shop.ID)), &InsightList{Insights: []Insight{}})
+	same(t, "insights", must(client.Insights.List(ctx, shop.ID, 0)), &InsightList{Insights: []Insight{}})
 	// The history read ends with the hour before the current one: the points are in it
 	// only when ten minutes ago was in that hour.
 	hour := time.Now().UTC().Truncate(time.Hour)
@@ -430,6 +430,49 @@ func TestLiveAgents(t *testing.T) {
 	same(t, "ari", must(client.Agents.ARI(ctx, "go-agent")), &ARI{Success: true, AgentID: "go-agent", Snapshots: 2,
 		Message:  p("ARI starts after 5 snapshots; this agent has 2 so far"),
 		Checkups: map[string]Checkup{}, Interventions: []Intervention{}})
+	// The agent detail view's reads: a vital per minute, the names reported, insights,
+	// predictions (too little history for any), alert rules of the agent.
+	from := first.Vital.RecordedAt.Truncate(time.Minute)
+	to := second.Vital.RecordedAt.Truncate(time.Minute).Add(time.Minute)
+	wantSeries := &AgentSeries{AgentID: "go-agent", Metric: "tokenConsumption", Granularity: "1m"}
+	for bucket := from; bucket.Before(to); bucket = bucket.Add(time.Minute) {
+		v := MetricValue{Timestamp: bucket}
+		for _, r := range []Vital{first.Vital, second.Vital} { // max of the bucket's snapshots
+			if r.RecordedAt.Truncate(time.Minute).Equal(bucket) && (v.Value == nil || float64(r.TokenConsumption) > *v.Value) {
+				v.Value = p(float64(r.TokenConsumption))
+			}
+		}
+		wantSeries.Data = append(wantSeries.Data, v)
+	}
+	var series *AgentSeries
+	eventually(t, "the vitals rollup", func() bool {
+		series = must(client.Agents.Metrics(ctx, "go-agent", &MetricQuery{Metric: "tokenConsumption", Start: from, End: to,
+			Granularity: "1m", Stat: "max"}))
+		return reflect.DeepEqual(series, wantSeries)
+	})
+	same(t, "vital series", series, wantSeries)
+	same(t, "metric names", must(client.Agents.MetricNames(ctx, "go-agent", time.Time{}, time.Time{})),
+		&AgentMetricNames{AgentID: "go-agent", Metrics: []string{"tokenConsumption", "hallucinationRate", "loopCount",
+			"conflictCount", "tokenUsagePercent", "tasksCompleted"}})
+	same(t, "agent insights", must(client.Agents.Insights(ctx, "go-agent", 10)), &InsightList{Insights: []Insight{}})
+	ap := must(client.Agents.Predictions(ctx, "go-agent", &PredictionQuery{Horizon: "1h"}))
+	if ap.AgentID != "go-agent" || ap.Metric != "tokenConsumption" || ap.Horizon != "1h" || len(ap.Predictions) != 0 ||
+		ap.Basis.Granularity != "5m" {
+		t.Errorf("agent predictions %+v", ap)
+	}
+	agentRule := must(client.AgentAlerts.Create(ctx, "go-agent", AlertCreate{Name: "Hallucinating",
+		Condition: Condition{Metric: "hallucinationRate", Operator: ">", Threshold: 0.1, Window: "1m", Aggregation: "max"},
+		Actions:   []Action{{Type: "webhook", URL: "https://hooks.example.com/go"}}}))
+	if agentRule.AgentID == nil || *agentRule.AgentID != "go-agent" || agentRule.ApplicationID != nil ||
+		!strings.HasPrefix(agentRule.Actions[0].Secret, "whsec_") || // generated, shown in this answer only
+		must(client.AgentAlerts.List(ctx, "go-agent")).Alerts[0].Actions[0].Secret != "" ||
+		agentRule.Condition != (Condition{"hallucinationRate", ">", 0.1, "1m", "max"}) {
+		t.Errorf("agent rule %+v", agentRule)
+	}
+	same(t, "agent rules", len(must(client.AgentAlerts.List(ctx, "go-agent")).Alerts), 1)
+	record("agent_alert_id", agentRule.ID)
+	same(t, "ari limit 1", must(client.Agents.ARIWithLimit(ctx, "go-agent", 1)).Snapshots, 2)
+
 	_, err = client.Agents.Vitals(ctx, "go-nobody", nil)
 	if e := asError(t, err); e.Status != 404 {
 		t.Errorf("unknown agent: %#v", e)

@@ -67,6 +67,10 @@ func (m *Metrics) Send(ctx context.Context, appID string, points []MetricPoint) 
 
 // Get is GET /v1/applications/{id}/metrics; q may be nil.
 func (m *Metrics) Get(ctx context.Context, appID string, q *MetricQuery) (*MetricSeries, error) {
+	return call[MetricSeries](ctx, m.c, http.MethodGet, "/v1/applications/"+seg(appID)+"/metrics", metricQuery(q), nil)
+}
+
+func metricQuery(q *MetricQuery) url.Values {
 	v := url.Values{}
 	if q != nil {
 		setNonEmpty(v, "metric", q.Metric)
@@ -75,7 +79,7 @@ func (m *Metrics) Get(ctx context.Context, appID string, q *MetricQuery) (*Metri
 		setNonEmpty(v, "granularity", q.Granularity)
 		setNonEmpty(v, "stat", q.Stat)
 	}
-	return call[MetricSeries](ctx, m.c, http.MethodGet, "/v1/applications/"+seg(appID)+"/metrics", v, nil)
+	return v
 }
 
 func setNonEmpty(v url.Values, key, value string) {

@@ -44,10 +44,15 @@ type PredictionSet struct {
 
 // Get is GET /v1/applications/{id}/predictions; q may be nil.
 func (p *Predictions) Get(ctx context.Context, appID string, q *PredictionQuery) (*PredictionSet, error) {
+	return call[PredictionSet](ctx, p.c, http.MethodGet, "/v1/applications/"+seg(appID)+"/predictions",
+		predictionQuery(q), nil)
+}
+
+func predictionQuery(q *PredictionQuery) url.Values {
 	v := url.Values{}
 	if q != nil {
 		setNonEmpty(v, "metric", q.Metric)
 		setNonEmpty(v, "horizon", q.Horizon)
 	}
-	return call[PredictionSet](ctx, p.c, http.MethodGet, "/v1/applications/"+seg(appID)+"/predictions", v, nil)
+	return v
 }
