@@ -15,13 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import eventually
+from pipeline import quota
+from pipeline.accounts import tenant_for
+from pipeline.quota import set_plan
+from pipeline.topics import ACCOUNT_PLANS
+
+from .conftest import clear_of_the_hour_end, eventually
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[1]
 SDK_GO = ROOT / "sdk" / "go"
 MIN_GO = (1, 22)
+TEST_LIMIT = 3  # requests per hour of the "test" plan, for the quota refusal
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +94,17 @@ def go_time(iso: str) -> str:
     return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").strftime("%Y-%m-%d %H:%M:%S +0000 UTC")
 
 
-def test_go_sdk_against_the_live_server(go, running_api, tmp_path):
+def on_test_plan(api) -> str:
+    """The key of a new account on the "test" plan, once this api process knows the plan."""
+    email = f"go-quota-{os.urandom(6).hex()}@test.sophra"
+    key = api.new_key(email)
+    set_plan(api.settings.kafka_bootstrap_servers, api.settings.topic(ACCOUNT_PLANS.name), email, "test")
+    assert eventually(lambda: api.app.state.quota.plans.plan_of(tenant_for(email)) == "test", 15)
+    return key
+
+
+def test_go_sdk_against_the_live_server(go, running_api, tmp_path, monkeypatch):
+    monkeypatch.setitem(quota.PLAN_LIMITS, "test", TEST_LIMIT)
     api = running_api()
     check_readme_examples(go, api, tmp_path)
     check_go_tests(go, api, tmp_path)
@@ -125,15 +141,20 @@ def check_readme_examples(go, api, tmp_path):
 
 
 def check_go_tests(go, api, tmp_path):
-    key = api.new_key()
+    key, limited_key = api.new_key(), on_test_plan(api)
     out_file = tmp_path / "go-out.json"
+    # The quota refusal's Retry-After runs to the end of the hour: keep it past the SDK's
+    # 30 s retry budget (the go build and tests take well under 2 minutes).
+    clear_of_the_hour_end(150)
     proc = subprocess.run([go, "test", "-count=1", "-v", "./..."], cwd=SDK_GO, capture_output=True, text=True,
                           timeout=600, env=go_env(SOPHRA_TEST_BASE_URL=api.url, SOPHRA_TEST_API_KEY=key,
-                                                  SOPHRA_TEST_OUT=str(out_file)))
+                                                  SOPHRA_TEST_LIMITED_API_KEY=limited_key,
+                                                  SOPHRA_TEST_LIMIT=str(TEST_LIMIT), SOPHRA_TEST_OUT=str(out_file)))
     assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-4000:]
     passed = set(re.findall(r"^\s*--- PASS: (Test\w+)", proc.stdout, re.M))
     assert "--- SKIP" not in proc.stdout and "--- FAIL" not in proc.stdout
-    assert passed == go_tests() and {"TestLiveApplications", "TestLiveAgents", "TestLiveReporter"} <= passed
+    assert passed == go_tests() and {"TestLiveApplications", "TestLiveAgents", "TestLiveReporter",
+                                     "TestLiveQuota"} <= passed
     out = json.loads(out_file.read_text())
 
     with api.client(key) as http:

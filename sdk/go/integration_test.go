@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -504,4 +505,45 @@ func TestLiveReporter(t *testing.T) {
 	if s := r.Stats(); s != (ReporterStats{Sent: 2}) || len(failures) != 0 {
 		t.Errorf("stats %+v, failures %v", s, failures)
 	}
+}
+
+// The hourly quota (reference 000's rate limits): a refusal whose Retry-After runs past
+// the retry budget comes back at once, with the quota headers kept. The account of
+// SOPHRA_TEST_LIMITED_API_KEY is on a plan of SOPHRA_TEST_LIMIT requests per hour.
+func TestLiveQuota(t *testing.T) {
+	t.Parallel()
+	defer failOnMust(t)
+	live(t)
+	key, limit := os.Getenv("SOPHRA_TEST_LIMITED_API_KEY"), os.Getenv("SOPHRA_TEST_LIMIT")
+	if key == "" || limit == "" {
+		t.Skip("SOPHRA_TEST_LIMITED_API_KEY and SOPHRA_TEST_LIMIT are not set (tests/test_sdk_go.py sets them)")
+	}
+	n := must(strconv.Atoi(limit))
+	ctx := context.Background()
+	client, rec := liveClient(t, Options{APIKey: key})
+	for remaining := n - 1; remaining >= 0; remaining-- {
+		must(client.Applications.List(ctx, nil))
+		if rl, _ := client.RateLimit(); rl.Limit != int64(n) || rl.Remaining != int64(remaining) {
+			t.Errorf("after a request: %+v, want %d left of %d", rl, remaining, n)
+		}
+	}
+	start := time.Now()
+	_, err := client.Applications.List(ctx, nil)
+	e := asError(t, err)
+	rl, _ := client.RateLimit()
+	if e.Status != 429 || e.Code != "Rate limit exceeded" || e.RetryAfter <= DefaultMaxRetryTime ||
+		e.RetryAfter > time.Hour || time.Since(start) > 2*time.Second || rl.Remaining != 0 ||
+		!strings.Contains(e.Message, "requests of this hour (test plan)") {
+		t.Errorf("refusal %#v after %v, rate limit %+v", e, time.Since(start), rl)
+	}
+	// The refusal's wait is the rest of the hour, to the second.
+	if until := time.Until(rl.Reset); e.RetryAfter < until-2*time.Second || e.RetryAfter > until+2*time.Second {
+		t.Errorf("Retry-After %v, the quota resets in %v", e.RetryAfter, until)
+	}
+	want := make([]int, n+1)
+	for i := range want {
+		want[i] = 200
+	}
+	want[n] = 429
+	same(t, "quota exchanges", rec.statuses(), want)
 }
