@@ -32,9 +32,13 @@ TEST_LIMIT = 3  # requests per hour of the "test" plan, for the quota refusal
 
 @pytest.fixture(scope="module")
 def go() -> str:
+    return find_go()
+
+
+def find_go(path: str | None = None, fallback: str = "/usr/local/go/bin/go") -> str:
     """The Go toolchain: `go` on PATH, else the official install's /usr/local/go/bin/go.
     Missing or too old fails the test (never a skip): make test must run these."""
-    found = shutil.which("go") or ("/usr/local/go/bin/go" if os.access("/usr/local/go/bin/go", os.X_OK) else None)
+    found = shutil.which("go", path=path) or (fallback if os.access(fallback, os.X_OK) else None)
     if not found:
         pytest.fail(f"The Go SDK's tests need Go {MIN_GO[0]}.{MIN_GO[1]}+: install it from go.dev/dl "
                     "into /usr/local/go or put `go` on PATH", pytrace=False)
@@ -44,6 +48,13 @@ def go() -> str:
     if not parsed or tuple(map(int, parsed.groups())) < MIN_GO:
         pytest.fail(f"{found} is {version or 'unreadable'}; sdk/go needs Go {MIN_GO[0]}.{MIN_GO[1]}+", pytrace=False)
     return found
+
+
+def test_a_missing_go_fails_with_a_clear_message(tmp_path):
+    with pytest.raises(pytest.fail.Exception) as failed:
+        find_go(path=str(tmp_path), fallback=str(tmp_path / "go"))
+    assert str(failed.value) == ("The Go SDK's tests need Go 1.22+: install it from go.dev/dl into /usr/local/go "
+                                 "or put `go` on PATH")
 
 
 def go_env(**extra: str) -> dict:
