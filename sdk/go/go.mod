@@ -1,0 +1,3 @@
+module github.com/sophra/sdk-go
+
+go 1.22
