@@ -87,14 +87,10 @@ def landed(http: httpx.Client, app_id: str, start_ms: int, end_ms: int) -> int:
     return total
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="100,1000,5000", help="data points per request, comma-separated")
-    ap.add_argument("--requests", type=int, default=20, help="requests per path and size")
-    ap.add_argument("--quick", action="store_true", help="5 requests per path and size (a shared machine)")
-    args = ap.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
-    n_requests = 5 if args.quick else args.requests
+def measure(sizes: list[int], n_requests: int) -> tuple[list[tuple], int, float, float]:
+    """(per path and size: name, points per request, body bytes, points/s, p50 s, p95 s), the
+    points sent, seconds from the first timed request until the rollups counted every
+    point, and seconds from the last acknowledgement until then."""
     rng = random.Random(7)
     results = []
     with tempfile.TemporaryDirectory() as data:
@@ -138,13 +134,23 @@ def main() -> None:
             t_landed = time.perf_counter()
         finally:
             stop(proc)
+    return results, expected, t_landed - t_first, t_landed - t_acked
 
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="100,1000,5000", help="data points per request, comma-separated")
+    ap.add_argument("--requests", type=int, default=20, help="requests per path and size")
+    ap.add_argument("--quick", action="store_true", help="5 requests per path and size (a shared machine)")
+    args = ap.parse_args()
+    n_requests = 5 if args.quick else args.requests
+    results, expected, to_landed, after_ack = measure([int(s) for s in args.sizes.split(",")], n_requests)
     print(f"{n_requests} requests per path and size, one client; points/s acknowledged")
     print(f"{'path':<14} {'points/req':>10} {'body bytes':>11} {'points/s':>10} {'p50 ms':>7} {'p95 ms':>7}")
     for name, size, nbytes, rate, p50, p95 in results:
         print(f"{name:<14} {size:>10,} {nbytes:>11,} {rate:>10,.0f} {p50 * 1000:>7.0f} {p95 * 1000:>7.0f}")
-    print(f"all {expected:,} points counted by the rollups {t_landed - t_first:.1f} s after the first timed request "
-          f"({(t_landed - t_acked) * 1000:.0f} ms after the last acknowledgement)")
+    print(f"all {expected:,} points counted by the rollups {to_landed:.1f} s after the first timed request "
+          f"({after_ack * 1000:.0f} ms after the last acknowledgement)")
 
 
 if __name__ == "__main__":
