@@ -14,18 +14,15 @@ Usage: python bench/metrics_ingest.py [--points 10000] [--batches 20] [--clients
 """
 import argparse
 import asyncio
-import os
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
 import httpx
 
 from stage import free_port
-from startup_latency import start, stop
+from startup_latency import enterprise_key, start, stop
 
 DAY_MS = 86_400_000
 
@@ -79,12 +76,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         proc, _ = start(data, port)
         try:
-            email = f"bench-{time.time_ns()}@sophra.local"
-            key = httpx.post(f"{url}/api/keys", json={"email": email}).json()["key"]
-            env = {**os.environ, "SOPHRA_DATA_DIR": data}
-            env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
-            subprocess.run([sys.executable, "-m", "sophra", "plan", email, "enterprise"], env=env, check=True,
-                           stdout=subprocess.DEVNULL)
+            key = enterprise_key(url, data)
             http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
             app_id = http.post("/v1/applications", json={"name": "bench"}).json()["id"]
             now = int(time.time() * 1000)

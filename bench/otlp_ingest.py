@@ -19,11 +19,8 @@ Usage: python bench/otlp_ingest.py [--sizes 100,1000,5000] [--requests 20] [--qu
 """
 import argparse
 import json
-import os
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -33,7 +30,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (Export
                                                                           ExportMetricsServiceResponse)
 
 from stage import free_port
-from startup_latency import start, stop
+from startup_latency import enterprise_key, start, stop
 
 DAY_MS = 86_400_000
 NAMES = ("bench.queue_depth", "bench.latency_ms", "bench.error_ratio")
@@ -98,12 +95,7 @@ def measure(sizes: list[int], n_requests: int) -> tuple[list[tuple], int, float,
         url = f"http://127.0.0.1:{port}"
         proc, _ = start(data, port)
         try:
-            email = f"bench-{time.time_ns()}@sophra.local"
-            key = httpx.post(f"{url}/api/keys", json={"email": email}).json()["key"]
-            env = {**os.environ, "SOPHRA_DATA_DIR": data}
-            env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
-            subprocess.run([sys.executable, "-m", "sophra", "plan", email, "enterprise"], env=env, check=True,
-                           stdout=subprocess.DEVNULL)
+            key = enterprise_key(url, data)
             http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120)
             now = int(time.time() * 1000)
             # a first small export creates the application; the /v1 path writes into it too

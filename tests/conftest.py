@@ -1,6 +1,7 @@
 """Shared fixtures: one real broker and one ClickHouse engine per session, and factories
 that give each test its own topics (prefix), consumer groups and ClickHouse database,
 so tests never see each other's data."""
+import contextlib
 import os
 import socket
 import threading
@@ -116,6 +117,18 @@ def running_api(make_settings):
     yield start
     for api in started:
         api.__exit__()
+
+
+@contextlib.contextmanager
+def silent_server():
+    """The base URL of a port that takes connections and never answers (SDK timeouts)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
 
 
 def eventually(fn, timeout: float = 10, interval: float = 0.05):

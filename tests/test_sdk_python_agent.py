@@ -11,19 +11,17 @@ import asyncio
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from sophra.settings import Settings
 
-from .conftest import RunningApi, eventually, free_port
+from .conftest import RunningApi, eventually, free_port, silent_server
 
 pytestmark = pytest.mark.integration
 
@@ -126,18 +124,6 @@ def error_of(call) -> SophonzError:
     with pytest.raises(SophonzError) as caught:
         call()
     return caught.value
-
-
-@contextmanager
-def silent_server():
-    """A port that takes connections and never answers."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        sock.close()
 
 
 # ---- the README's examples, verbatim ---------------------------------------------------------

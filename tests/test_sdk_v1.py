@@ -11,11 +11,9 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -28,7 +26,7 @@ from pipeline.accounts import tenant_for
 from pipeline.quota import set_plan
 from pipeline.topics import ACCOUNT_PLANS
 
-from .conftest import clear_of_the_hour_end, eventually, free_port, next_hour
+from .conftest import clear_of_the_hour_end, eventually, free_port, next_hour, silent_server
 
 pytestmark = pytest.mark.integration
 
@@ -107,18 +105,6 @@ def js_project(tmp_path: Path, name: str, source: str) -> Path:
     script = project / "example.mjs"
     script.write_text(source)
     return script
-
-
-@contextmanager
-def silent_server():
-    """A port that takes connections and never answers."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-    finally:
-        sock.close()
 
 
 def on_plan(api, plan: str) -> str:
@@ -341,7 +327,8 @@ def test_python_sdk_round_trip(running_api, monkeypatch, test_plan):
     e = sdk_error(sophonz.Client(api_key=key, base_url=dead).applications.list)
     assert (e["status"], e["error"], e["field"], e["retry_after"]) == (0, "Network error", None, None)
     assert e["message"].startswith(f"Cannot reach {dead}/applications: ")
-    with silent_server() as silent:
+    with silent_server() as silent_root:
+        silent = silent_root + "/v1"
         t = time.monotonic()
         e = sdk_error(sophonz.Client(api_key=key, base_url=silent, timeout=0.3).applications.list)
         assert time.monotonic() - t < 2
@@ -473,7 +460,8 @@ def test_javascript_sdk_round_trip(running_api, tmp_path, test_plan):
     limited_key, unlimited_key = on_plan(api, test_plan), on_plan(api, "enterprise")
     minute = now_ms() // 60_000 * 60_000 - 10 * 60_000
     dead = f"http://127.0.0.1:{free_port()}/v1"
-    with silent_server() as silent:
+    with silent_server() as silent_root:
+        silent = silent_root + "/v1"
         cfg = {"key": key, "baseUrl": f"{api.url}/v1", "minuteMs": minute, "rule": REFERENCE_RULE,
                "deadUrl": dead, "silentUrl": silent, "limitedKey": limited_key, "unlimitedKey": unlimited_key,
                "testLimit": TEST_LIMIT}
