@@ -14,7 +14,7 @@ import pytest
 from api.routes import dashboard as route
 from pipeline import health
 from tests import dashboard_seed as S
-from tests.conftest import clear_of_the_hour_end
+from tests.conftest import clear_of_the_hour_end, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -255,3 +255,39 @@ def test_the_dashboard_in_a_browser(running_api):
     assert seen["pageErrors"] == []
     assert sorted(Path(p).name for p in seen["shots"]) == sorted(f"{p}-{w}.png" for p in PAGES for w in (1280, 390))
     assert all(Path(p).stat().st_size > 10_000 for p in seen["shots"])
+
+
+def test_the_sql_page_in_a_browser(running_api):
+    """#/sql with a read-only key: a query's answer as a table, the engine's refusal at the
+    box, the same answer as a CSV download, and a table's starting query."""
+    api = running_api()
+    with api.client() as http:
+        app_id = http.post("/v1/applications", json={"name": "sql page"}).json()["id"]
+        t = int(time.time()) * 1000
+        points = [{"metric": m, "value": v, "timestamp": t - i * 1000}
+                  for i, (m, v) in enumerate((("latency", 1.5), ("latency", 2.5), ("errors", 4.0)))]
+        assert http.post(f"/v1/applications/{app_id}/metrics", json={"points": points}).status_code == 202
+        read_only = http.post("/api/keys", json={"email": http.get("/api/keys").json()["email"],
+                                                 "read_only": True}).json()["key"]
+        count = {"query": f"SELECT count() FROM app_metrics WHERE application_id = '{app_id}'"}
+        assert eventually(lambda: http.post("/v1/sql", json=count).json()["data"] == [[3]], 30)
+    cfg = {"base": api.url, "key": read_only, "appId": app_id}
+    out = subprocess.run(["node", str(BROWSER_DIR / "sql.js"), json.dumps(cfg)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert "failure" not in seen, seen["failure"]
+    assert seen["navCurrent"] == "page"
+    assert seen["head"] == ["metric", "n", "total"]
+    assert sorted(seen["rows"]) == [["errors", "1", "4"], ["latency", "2", "4"]]
+    assert seen["status"] == "2 rows"
+    assert seen["csvName"] == "sophra-query.csv"
+    assert sorted(seen["csv"].splitlines()) == sorted(['"metric","n","total"', '"errors",1,4', '"latency",2,4'])
+    assert seen["error"].startswith("query: tables are named without a database here (system.tables)")
+    assert (seen["invalid"], seen["focused"]) == ("true", "sql-query")
+    assert seen["vitalsQuery"] == "SELECT *\nFROM vitals\nLIMIT 100"
+    assert seen["vitalsHead"] == ["id", "agent_id", "agent_name", "token_consumption", "token_limit",
+                                  "hallucination_rate", "loop_frequency", "directive_conflicts", "overall_health",
+                                  "metadata", "recorded_at"]
+    assert (seen["vitalsStatus"], seen["invalidAfter"]) == ("0 rows", None)
+    assert seen["pageErrors"] == []

@@ -8,6 +8,7 @@ import { agentPage } from './page-agent.js';
 import { applicationsPage } from './page-applications.js';
 import { applicationPage } from './page-application.js';
 import { keysPage } from './page-keys.js';
+import { sqlPage } from './page-sql.js';
 
 const main = document.getElementById('main');
 const $ = (id) => document.getElementById(id);
@@ -45,6 +46,7 @@ const go = router([
   [/^#\/agents\/(.+)$/, guarded('agents', agentPage)],
   [/^#\/applications$/, guarded('applications', applicationsPage)],
   [/^#\/applications\/(.+)$/, guarded('applications', applicationPage)],
+  [/^#\/sql$/, guarded('sql', sqlPage)],
   [/^#\/keys$/, guarded('keys', keysPage)],
 ], session.key ? '#/agents' : '#/sign-in');
 
