@@ -321,3 +321,53 @@ def test_quantile_estimates():
     assert quantile(0.25, bounds, counts, 4, None, None) == 10.0  # first bucket without min: its bound
     assert quantile(0.99, [10], [0, 3], 3, None, None) == 10.0  # overflow bucket without max: the last bound
     assert quantile(0.99, [10], [0, 3], 3, None, 40.0) == 10 + 30 * (0.99 * 3) / 3
+
+
+def _cap_topic(bootstrap: str, topic: str, max_bytes: int) -> None:
+    """Make the broker refuse every record of `topic` bigger than `max_bytes` (for good)."""
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry("max.message.bytes", str(max_bytes), incremental_operation=AlterConfigOpType.SET)])
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept until the futures are done
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(30)
+
+
+def test_a_503_only_when_nothing_of_the_export_was_stored(running_api):
+    """An export is several Kafka records. If Kafka refuses one after it took another, a
+    503 would have the client send everything again and store the taken part twice: the
+    refused part is reported in partial_success instead. A 503 means nothing was stored."""
+    from pipeline.topics import AGENT_VITALS, APP_METRICS
+
+    api = running_api()  # its own topics: they are capped below
+    key = api.new_key()
+    bootstrap = api.settings.kafka_bootstrap_servers
+    _cap_topic(bootstrap, api.settings.topic(AGENT_VITALS.name), 64)  # every vitals record is refused
+    ns = time.time_ns()
+    req = ExportMetricsServiceRequest()
+    rm = req.resource_metrics.add()
+    rm.resource.attributes.add(key="service.name").value.string_value = "half-stored"
+    dp = rm.scope_metrics.add().metrics.add(name="gen_ai.client.token.usage").histogram.data_points.add(
+        time_unix_nano=ns, count=1, sum=40, bucket_counts=[0, 1], explicit_bounds=[10])
+    dp.attributes.add(key="gen_ai.agent.name").value.string_value = "unstored-agent"
+    with api.client(key) as http:
+        res = http.post("/otlp/v1/metrics", content=req.SerializeToString(), headers=PROTOBUF)
+        assert res.status_code == 200, res.content
+        answer = ExportMetricsServiceResponse.FromString(res.content)
+        assert answer.partial_success.rejected_data_points == 1
+        assert answer.partial_success.error_message.startswith(
+            "1 of 1 data points rejected: Kafka could not take these points (Record not stored: ")
+        assert answer.partial_success.error_message.endswith("; retry shortly); they were not stored")
+        app = app_named(http, "half-stored")
+        assert landed(http, app["id"], "gen_ai.client.token.usage.sum", "sum") == [40.0]  # the taken part, once
+        assert http.get("/api/agents/unstored-agent/vitals").status_code == 404
+
+        # Nothing of this export can be stored: the retryable 503, with Retry-After.
+        _cap_topic(bootstrap, api.settings.topic(APP_METRICS.name), 64)
+        res = http.post("/otlp/v1/metrics", content=protobuf_request("half-stored", [("m", 1.5, ns)]).SerializeToString(),
+                        headers=PROTOBUF)
+        assert (res.status_code, res.headers["retry-after"]) == (503, "1")
+        status = status_pb2.Status.FromString(res.content)
+        assert status.code == 14 and status.message.startswith("Record not stored: ")
+        assert values(http, app["id"], "m") == []
