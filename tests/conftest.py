@@ -131,6 +131,18 @@ def silent_server():
         sock.close()
 
 
+def cap_topic(bootstrap: str, topic: str, max_bytes: int) -> None:
+    """Make the broker refuse every record of `topic` bigger than `max_bytes`, for good: a
+    real Kafka failure on one topic (the api answers 503 for it) while the others work."""
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry("max.message.bytes", str(max_bytes), incremental_operation=AlterConfigOpType.SET)])
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept until the futures are done
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(30)
+
+
 def eventually(fn, timeout: float = 10, interval: float = 0.05):
     """Poll `fn` until it returns a truthy value; return it, or fail after `timeout`."""
     deadline = time.monotonic() + timeout

@@ -24,7 +24,7 @@ from api.routes.otlp import service_app_id
 from pipeline.accounts import tenant_for
 from sophra.settings import Settings
 
-from .conftest import RunningApi, eventually
+from .conftest import RunningApi, cap_topic, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -323,17 +323,6 @@ def test_quantile_estimates():
     assert quantile(0.99, [10], [0, 3], 3, None, 40.0) == 10 + 30 * (0.99 * 3) / 3
 
 
-def _cap_topic(bootstrap: str, topic: str, max_bytes: int) -> None:
-    """Make the broker refuse every record of `topic` bigger than `max_bytes` (for good)."""
-    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
-
-    resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
-        ConfigEntry("max.message.bytes", str(max_bytes), incremental_operation=AlterConfigOpType.SET)])
-    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept until the futures are done
-    for future in admin.incremental_alter_configs([resource]).values():
-        future.result(30)
-
-
 def test_a_503_only_when_nothing_of_the_export_was_stored(running_api):
     """An export is several Kafka records. If Kafka refuses one after it took another, a
     503 would have the client send everything again and store the taken part twice: the
@@ -343,7 +332,7 @@ def test_a_503_only_when_nothing_of_the_export_was_stored(running_api):
     api = running_api()  # its own topics: they are capped below
     key = api.new_key()
     bootstrap = api.settings.kafka_bootstrap_servers
-    _cap_topic(bootstrap, api.settings.topic(AGENT_VITALS.name), 64)  # every vitals record is refused
+    cap_topic(bootstrap, api.settings.topic(AGENT_VITALS.name), 64)  # every vitals record is refused
     ns = time.time_ns()
     req = ExportMetricsServiceRequest()
     rm = req.resource_metrics.add()
@@ -364,7 +353,7 @@ def test_a_503_only_when_nothing_of_the_export_was_stored(running_api):
         assert http.get("/api/agents/unstored-agent/vitals").status_code == 404
 
         # Nothing of this export can be stored: the retryable 503, with Retry-After.
-        _cap_topic(bootstrap, api.settings.topic(APP_METRICS.name), 64)
+        cap_topic(bootstrap, api.settings.topic(APP_METRICS.name), 64)
         res = http.post("/otlp/v1/metrics", content=protobuf_request("half-stored", [("m", 1.5, ns)]).SerializeToString(),
                         headers=PROTOBUF)
         assert (res.status_code, res.headers["retry-after"]) == (503, "1")

@@ -21,7 +21,7 @@ import pytest
 
 from sophra.settings import Settings
 
-from .conftest import RunningApi, eventually, free_port, silent_server
+from .conftest import RunningApi, cap_topic, eventually, free_port, silent_server
 
 pytestmark = pytest.mark.integration
 
@@ -288,6 +288,28 @@ def test_rate_limited_report_gives_up_at_once_past_max_retry(api):
     assert err.retry_after == err.body["retry_after_seconds"] and 1 <= err.retry_after <= 10
     assert 1500 < err.body["retry_after_ms"] <= 10_000
     assert sdk.statuses == [200, 429]
+
+
+def test_a_503_is_retried_after_retry_after_within_the_budget_then_raised(running_api):
+    """Kafka refusing the vitals topic (the broker caps its record size): the api answers
+    503 with Retry-After: 1, which the client waits out between tries until its budget
+    ends, then raises; nothing was stored."""
+    from pipeline.topics import AGENT_VITALS
+
+    api = running_api()  # topics of its own: its vitals topic is capped
+    key = api.new_key()
+    cap_topic(api.settings.kafka_bootstrap_servers, api.settings.topic(AGENT_VITALS.name), 64)
+    sdk = Recording(key, api.url, max_retry=2.5)
+    started = time.monotonic()
+    err = error_of(lambda: sdk.report_vitals("kafka-refuses", {"tokenConsumption": 1}))
+    assert time.monotonic() - started < 2.5 + 2 * sdk.timeout
+    assert (err.status, err.error, err.retry_after) == (503, "Service unavailable", 1)
+    assert err.message.startswith("Record not stored: ")
+    assert set(sdk.statuses) == {503} and len(sdk.statuses) >= 2  # retried, and gave up
+    for (_, asked, _, refused_at), (_, _, retried_at, _) in zip(sdk.exchanges, sdk.exchanges[1:]):
+        assert asked == 1 and retried_at - refused_at >= 1
+    with api.client(key) as http:
+        assert http.get("/api/agents/kafka-refuses/vitals").status_code == 404
 
 
 def test_bad_input_and_bad_key_are_refused_at_once_without_retry(api):
