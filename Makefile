@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test bench lock kafka-fetch browser dashboard csharp clean
+.PHONY: install run test test-containers bench lock kafka-fetch browser dashboard csharp clean
 
 install: $(STAMP)
 
@@ -47,6 +47,11 @@ run: install kafka-fetch dashboard
 
 test: install kafka-fetch browser dashboard csharp
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# The same suite on the production shape: Kafka and a ClickHouse server in the official
+# images, started by testcontainers (needs a Docker engine; tests/backends.py).
+test-containers: install kafka-fetch browser dashboard csharp
+	SOPHRA_TEST_CONTAINERS=1 $(BIN)/pytest -q -p no:cacheprovider
 
 # Every stage beside its baseline in one run (bench/README.md); wrk drives the api stages.
 bench: install kafka-fetch dashboard

@@ -30,7 +30,7 @@ from fastavro.validation import validate
 __all__ = [
     "EncodeError", "DecodeError", "Registry", "encode", "decode", "kinds",
     "current_schema", "fingerprint", "history", "rabin_fingerprint",
-    "schema_fingerprint", "history_name", "check_backward_compatible", "SCHEMA_DIR", "MARKER",
+    "schema_fingerprint", "history_name", "SCHEMA_DIR", "MARKER",
 ]
 
 SCHEMA_DIR = Path(__file__).resolve().parent
@@ -260,114 +260,6 @@ class Registry:
         if buf.tell() != n:
             raise DecodeError(f"corrupt body for {kind} (schema {fp:016x}): {n - buf.tell()} trailing bytes")
         return kind, record
-
-
-# --- Compatibility check used by schemas.snapshot and the tests ----------------------
-
-# Avro schema-resolution promotions: writer type -> reader types that can read it.
-_PROMOTIONS = {
-    "int": {"long", "float", "double"},
-    "long": {"float", "double"},
-    "float": {"double"},
-    "string": {"bytes"},
-    "bytes": {"string"},
-}
-
-
-def _readable(w: Any, r: Any) -> bool:
-    """Can every value written as type ``w`` be read as type ``r``?"""
-    if isinstance(w, list):  # each writer branch must resolve
-        return all(_readable(b, r) for b in w)
-    if isinstance(r, list):  # some reader branch must accept it
-        return any(_readable(w, b) for b in r)
-    wn, rn = type_name(w), type_name(r)
-    if wn in PRIMITIVES or rn in PRIMITIVES:
-        return wn == rn or rn in _PROMOTIONS.get(wn, ())
-    if wn != rn:
-        return False
-    # Same named/complex type: only an identical definition is accepted (not analysed deeper).
-    return not isinstance(w, dict) or not isinstance(r, dict) or (
-        to_parsing_canonical_form(w) == to_parsing_canonical_form(r))
-
-
-_SAMPLES = {"null": None, "boolean": True, "int": 7, "long": 7, "float": 0.5,
-            "double": 0.5, "string": "x", "bytes": b"x"}
-
-
-def _sample(t: Any, branch: int) -> Any:
-    """A valid value of type ``t``; ``branch`` picks the union member (0 first, -1 last)."""
-    if isinstance(t, list):
-        return _sample(t[branch], branch)
-    if isinstance(t, str):
-        return _SAMPLES[t]
-    kind = t["type"]
-    if kind == "record":
-        return {f["name"]: _sample(f["type"], branch) for f in t["fields"]}
-    if kind == "enum":
-        return t["symbols"][0]
-    if kind == "array":
-        return [_sample(t["items"], branch)]
-    if kind == "map":
-        return {"k": _sample(t["values"], branch)}
-    if kind == "fixed":
-        return b"\0" * t["size"]
-    return _SAMPLES[kind]  # primitive in object form, e.g. {"type": "long"}
-
-
-def _fullname(s: dict) -> str:
-    name = s["name"]
-    return name if "." in name or not s.get("namespace") else f"{s['namespace']}.{name}"
-
-
-def check_backward_compatible(writer_schema: dict, reader_schema: dict) -> list[str]:
-    """Problems preventing ``reader_schema`` from reading data written with ``writer_schema``
-    (empty list = compatible). Also refuses removing a field that had no default, since
-    consumers still on the old schema could not read new data. Handles records whose
-    fields are primitives, unions (nullable fields) and unchanged complex types.
-    """
-    problems: list[str] = []
-    for label, s in (("writer", writer_schema), ("reader", reader_schema)):
-        if not isinstance(s, dict) or s.get("type") != "record":
-            return [f"{label} schema is not a record"]
-        try:
-            parse_schema(s)
-        except Exception as e:  # e.g. a default that doesn't match its type
-            return [f"{label} schema is invalid: {e}"]
-    if _fullname(writer_schema) != _fullname(reader_schema):
-        problems.append(
-            f"record name changed from {_fullname(writer_schema)} to {_fullname(reader_schema)}")
-
-    wfields = {f["name"]: f for f in writer_schema["fields"]}
-    seen = set()
-    for rf in reader_schema["fields"]:
-        name = rf["name"]
-        wf = next((wfields[a] for a in [name, *rf.get("aliases", [])] if a in wfields), None)
-        if wf is None:
-            if "default" not in rf:
-                problems.append(f"field '{name}' added without a default")
-            continue
-        seen.add(wf["name"])
-        if not _readable(wf["type"], rf["type"]):
-            problems.append(
-                f"field '{name}' changed type from {type_name(wf['type'])} to "
-                f"{type_name(rf['type'])}, which Avro cannot resolve")
-    for wf in writer_schema["fields"]:
-        if wf["name"] not in seen and "default" not in wf:
-            problems.append(f"field '{wf['name']}' removed but it had no default")
-
-    if not problems:
-        # Belt and braces: actually resolve samples (first and last union branches).
-        w, r = parse_schema(writer_schema), parse_schema(reader_schema)
-        for branch in (0, -1):
-            buf = io.BytesIO()
-            try:
-                schemaless_writer(buf, w, _sample(writer_schema, branch))
-                buf.seek(0)
-                schemaless_reader(buf, w, r)
-            except Exception as e:
-                problems.append(f"schema resolution failed: {type(e).__name__}: {e}")
-                break
-    return problems
 
 
 # --- Module-level API, backed by one registry built at import ------------------------

@@ -1,8 +1,9 @@
 """Record released schema versions: ``python -m schemas.snapshot [schema_dir]``.
 
 For each kind whose current fingerprint is not yet in ``history/<kind>/``, check the
-current schema can read data written by every historical version, then copy the
-.avsc there verbatim. Exits 1 (writing nothing for that kind) on incompatibility.
+current schema is backward and forward compatible with every historical version
+(``schemas.compat``), then copy the .avsc there verbatim. Exits 1 (writing nothing
+for that kind) on incompatibility.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from schemas.codec import SCHEMA_DIR, Registry, check_backward_compatible, history_name
+from schemas.codec import SCHEMA_DIR, Registry, history_name
+from schemas.compat import compatibility_problems
 
 
 def snapshot(root: Path | str = SCHEMA_DIR, out=print) -> int:
@@ -26,7 +28,7 @@ def snapshot(root: Path | str = SCHEMA_DIR, out=print) -> int:
         current = reg.current_schema(kind)
         problems = [f"vs {old:016x}: {p}"
                     for old, schema in sorted(reg.history(kind).items())
-                    for p in check_backward_compatible(schema, current)]
+                    for p in compatibility_problems(schema, current)]
         if problems:
             out(f"{kind}: NOT snapshotted, incompatible with released versions:")
             for p in problems:

@@ -1,6 +1,6 @@
 """Shared fixtures: one real broker and one ClickHouse engine per session, and factories
 that give each test its own topics (prefix), consumer groups and ClickHouse database,
-so tests never see each other's data."""
+so tests never see each other's data. Which broker and engine: tests/backends.py."""
 import contextlib
 import os
 import socket
@@ -13,12 +13,31 @@ import pytest
 import uvicorn
 
 from sophra.settings import Settings
+from tests import backends
+
+BACKENDS = pytest.StashKey[backends.Backends]()
+
+
+def pytest_configure(config):
+    config.stash[BACKENDS] = backends.choose(os.environ, backends.docker_answers)
+
+
+def pytest_sessionstart(session):
+    # Said once, also under -q (which hides pytest_report_header's lines).
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(session.config.stash[BACKENDS].describe())
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory):
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+def kafka_bootstrap(tmp_path_factory, pytestconfig):
+    chosen = pytestconfig.stash[BACKENDS].kafka
+    if chosen == "env":
         yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+        return
+    if chosen == "container":
+        with backends.kafka_container() as bootstrap, backends.exported("KAFKA_BOOTSTRAP_SERVERS", bootstrap):
+            yield bootstrap
         return
     from deploy.local_kafka import LocalKafka, fetch
 
@@ -31,10 +50,18 @@ def kafka_bootstrap(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def clickhouse_dsn(tmp_path_factory):
+def clickhouse_dsn(tmp_path_factory, pytestconfig):
+    chosen = pytestconfig.stash[BACKENDS].clickhouse
+    if chosen == "env":
+        yield os.environ["CLICKHOUSE_URL"]
+        return
+    if chosen == "container":
+        with backends.clickhouse_container() as url, backends.exported("CLICKHOUSE_URL", url):
+            yield url
+        return
     # chdb opens one data folder per process, so the session shares one and tests
     # isolate by database.
-    return os.environ.get("CLICKHOUSE_URL") or f"chdb://{tmp_path_factory.mktemp('clickhouse')}"
+    yield f"chdb://{tmp_path_factory.mktemp('clickhouse')}"
 
 
 @pytest.fixture
