@@ -104,6 +104,14 @@ def to_row(data: bytes | None) -> Row | DeadLetter:
         return DeadLetter(f"record kind {kind!r} lacks column {exc.args[0]!r}")
 
 
+def dead_letter(dlq_topic: str, msg, reason: str) -> dict:
+    """What a record that can't be landed becomes on its dead-letter topic (produce keyword
+    arguments): the record as it was, with why and where it came from."""
+    return {"topic": dlq_topic, "key": msg.key(), "value": msg.value(),
+            "headers": [("reason", reason.encode()),
+                        ("source", f"{msg.topic()}/{msg.partition()}/{msg.offset()}".encode())]}
+
+
 @dataclass
 class Batch:
     """Rows per table plus, per (topic, partition), the offset range they came from."""
