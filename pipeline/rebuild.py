@@ -33,10 +33,12 @@ What it does, in this order:
    ones before it).
 5. Swap. Just before, rebuild checks again that the sink group has no members and did
    not commit past the watermarks (else it drops the new database: nothing changed).
-   Then one `EXCHANGE TABLES <db>.t AND <new>.t, ...` statement for every chosen table
-   and every table its views feed (read from the engine: system.tables). Each pair is
-   exchanged atomically; ClickHouse does not promise it for the statement as a whole,
-   so a query at that instant could see a new raw table beside an old rollup. Views are
+   Then `EXCHANGE TABLES <db>.t AND <new>.t` for every chosen table and every table its
+   views feed (read from the engine: system.tables), one pair after another within
+   milliseconds; a pair that fails undoes the ones before it. Each pair is atomic (a
+   query sees the old table or the new one, never none); the set is not (ClickHouse
+   exchanges several pairs in sequence even in one statement), so a query at that
+   instant could see a new raw table beside an old rollup. Views are
    not exchanged: a view names its tables (`FROM <db>.app_metrics`, `TO <db>.app_metrics_1m`),
    so after the exchange the live views feed the new tables and the replaced database's
    views its old ones (tested on chdb). Not `RENAME DATABASE`: a renamed database's views
@@ -241,6 +243,31 @@ def _family(ch, database: str, tables) -> list[str]:
     return list(dict.fromkeys(out))  # a table two views feed is exchanged once
 
 
+def _swap(ch, db: str, new: str, tables: list[str]) -> list[str]:
+    """Exchange each table of `db` with its twin in `new`, a pair at a time (each pair is
+    atomic; ClickHouse runs the pairs of one statement in sequence too, and would not say
+    which were done when one fails). If one fails, the pairs done are exchanged back."""
+    pair = lambda t: f"EXCHANGE TABLES `{db}`.`{t}` AND `{new}`.`{t}`"  # noqa: E731
+    done = []
+    try:
+        for t in tables:
+            ch.command(pair(t))
+            done.append(t)
+    except Exception as exc:
+        try:
+            for t in reversed(done):
+                ch.command(pair(t))
+        except Exception as undo:
+            err = RebuildError(f"swapping {t} failed ({exc}) and swapping back failed ({undo}): these tables of {db} "
+                               f"are the rebuilt ones, their old versions in {new}: {', '.join(done)}; run "
+                               f"`{pair('<table>')}` for each to go back, or rebuild again")
+            err.keep_database = True
+            raise err from exc
+        raise RebuildError(f"swapping {t} failed ({exc}); the tables swapped before it were swapped back, "
+                           "nothing was changed") from exc
+    return done
+
+
 def _stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
@@ -294,11 +321,9 @@ def rebuild(settings: Settings, bootstrap: str, tables: list[str] | None = None,
             if moved:
                 raise RebuildError(f"the sink committed past the watermarks while rebuild ran ({moved}); nothing "
                                    "was swapped, run rebuild again with the sink stopped")
-            family = _family(ch, db, chosen)
-            ch.command("EXCHANGE TABLES " + ", ".join(f"`{db}`.`{t}` AND `{new}`.`{t}`" for t in family))
-            result.swapped = family
-        except BaseException:
-            if not result.swapped:
+            result.swapped = _swap(ch, db, new, _family(ch, db, chosen))
+        except BaseException as exc:
+            if not getattr(exc, "keep_database", False):  # nothing of it is live: a rerun starts afresh
                 connect(settings.clickhouse_dsn).command(f"DROP DATABASE IF EXISTS `{new}`")
             raise
     finally:

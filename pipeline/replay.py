@@ -92,7 +92,6 @@ from .topics import (AGENT_EVENTS, AGENT_VITALS, ARI_INTERVENTIONS, ARI_STATUS, 
 log = logging.getLogger("sophra.replay")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_TIMEOUT = TIMEOUT
 
 
 class ReplayError(HistoryError):
@@ -142,10 +141,10 @@ def _sink_lag(bootstrap: str, group: str, topics: list[str]) -> int:
     """Records of `topics` that `group` has not committed yet."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:
-        tps = [TopicPartition(t, p) for t in topics for p in c.list_topics(t, timeout=_TIMEOUT).topics[t].partitions]
+        tps = [TopicPartition(t, p) for t in topics for p in c.list_topics(t, timeout=TIMEOUT).topics[t].partitions]
         lag = 0
-        for tp in c.committed(tps, timeout=_TIMEOUT):
-            lo, hi = c.get_watermark_offsets(tp, timeout=_TIMEOUT)
+        for tp in c.committed(tps, timeout=TIMEOUT):
+            lo, hi = c.get_watermark_offsets(tp, timeout=TIMEOUT)
             lag += hi - max(tp.offset, lo)
         return lag
     finally:
@@ -365,7 +364,7 @@ class _Writer:
             self.delivered.append((msg.topic(), msg.partition(), msg.offset(), msg.value()))
 
     def flush(self, what: str) -> list[tuple[str, int, int, bytes]]:
-        left = self.producer.flush(_TIMEOUT)
+        left = self.producer.flush(TIMEOUT)
         if left or self.errors:
             raise ReplayError(f"{what}: {left} records not delivered, errors: {self.errors[:3]}; run replay again")
         delivered, self.delivered = self.delivered, []
@@ -379,9 +378,9 @@ def _ms(ms: int) -> str:
 def _ensure_changelog(bootstrap: str, admin: AdminClient, topic: str, partitions: int) -> None:
     # The worker creates it on its first start (compacted); replay may run before that.
     ensure_topics(bootstrap, "", specs=[TopicSpec(topic, partitions, retention_ms=-1, compacted=True)])
-    deadline = time.monotonic() + _TIMEOUT
+    deadline = time.monotonic() + TIMEOUT
     while True:  # a topic just created takes a moment to show its partitions
-        found = len(admin.list_topics(topic, timeout=_TIMEOUT).topics[topic].partitions)
+        found = len(admin.list_topics(topic, timeout=TIMEOUT).topics[topic].partitions)
         if found or time.monotonic() > deadline:
             break
         time.sleep(0.05)
@@ -414,13 +413,13 @@ def replay(settings: Settings, bootstrap: str, since: int, until: int | None = N
     vitals_t, events_t = settings.topic(AGENT_VITALS.name), settings.topic(AGENT_EVENTS.name)
     consumer = reader(bootstrap)
     try:
-        meta = consumer.list_topics(timeout=_TIMEOUT).topics
+        meta = consumer.list_topics(timeout=TIMEOUT).topics
         n = len(meta[vitals_t].partitions)
         if len(meta[events_t].partitions) != n:
             raise ReplayError(f"{vitals_t} and {events_t} must have the same partitions (co-partitioned)")
         changelog = changelog_topic(settings)
         _ensure_changelog(bootstrap, admin, changelog, n)
-        marks = {(t, p): consumer.get_watermark_offsets(TopicPartition(t, p), timeout=_TIMEOUT)
+        marks = {(t, p): consumer.get_watermark_offsets(TopicPartition(t, p), timeout=TIMEOUT)
                  for p in range(n) for t in (vitals_t, events_t)}
     finally:
         consumer.close()
