@@ -25,7 +25,7 @@ What it does, in this order:
    (pipeline/store/migrations), receives the chosen topics read with a plain consumer:
    every record mapped by the sink's own `to_rows` and inserted by the sink's own
    `insert_batch` (pipeline/sink/steps.py) in batches of `batch_rows`, one insert in
-   flight on a thread while the next batch is decoded. The database's materialized
+   flight on a thread while the next batch is decoded, the views fed in parallel. The database's materialized
    views build the rollups, `agent_latest`/`agent_names` and the `*_landed` offsets
    from exactly these rows, so every record is counted once. A record that can't be
    landed is a dead letter as in the sink; only those at or past the sink group's
@@ -84,6 +84,9 @@ SOURCES: dict[str, tuple[Table, TopicSpec]] = {TABLE_FOR_KIND[spec.kind].name: (
                                                for spec in RECORD_TOPICS}
 
 BATCH_ROWS = 100_000  # rows per insert: each insert has a fixed cost in the views, so big ones
+# A vitals row feeds six views; pushed to them in parallel, an insert of 20,000 vitals rows
+# from memory ran 1.5x faster (bench/README.md, "rebuild"). The sink does not set it (yet).
+INSERT_SETTINGS = {"parallel_view_processing": 1}
 
 
 class RebuildError(HistoryError):
@@ -212,7 +215,7 @@ class _Lander:
     def hand_off(self) -> None:
         batch, self.batch = self.batch, Batch()
         self.wait()
-        self.pending = self.pool.submit(insert_batch, self.client, batch)
+        self.pending = self.pool.submit(insert_batch, self.client, batch, INSERT_SETTINGS)
         for table, rows in batch.rows.items():
             self.result.rows[table] = self.result.rows.get(table, 0) + len(rows)
 

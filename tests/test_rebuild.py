@@ -149,7 +149,7 @@ def land(s) -> Sink:
     """Run the real sink until it committed everything on the test's topics; returns it (stopped)."""
     sink = Sink(s, s.kafka_bootstrap_servers).start()
     try:
-        assert eventually(lambda: commits(s) == ends(s), 60), "the sink did not land everything"
+        assert eventually(lambda: commits(s) == ends(s), 120), "the sink did not land everything"
     finally:
         sink.stop()
     return sink

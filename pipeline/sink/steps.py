@@ -150,7 +150,9 @@ class Batch:
         return hashlib.sha256(f"{table}|{spans}".encode()).hexdigest()
 
 
-def insert_batch(client, batch: Batch) -> None:
+def insert_batch(client, batch: Batch, settings: dict | None = None) -> None:
+    """Insert the batch's rows, table by table; `settings`: more ClickHouse settings for
+    each insert (rebuild's parallel view processing)."""
     for name, rows in batch.rows.items():
         if not rows:
             continue
@@ -161,4 +163,4 @@ def insert_batch(client, batch: Batch) -> None:
         # clickhouse-connect a DESCRIBE TABLE before every insert.
         client.insert(name, rows, column_names=table.column_names, column_type_names=[t for _, t in table.columns],
                       settings={"insert_deduplication_token": batch.dedup_token(name),
-                                "deduplicate_blocks_in_dependent_materialized_views": 1})
+                                "deduplicate_blocks_in_dependent_materialized_views": 1, **(settings or {})})
