@@ -257,16 +257,18 @@ def _swap(ch, db: str, new: str, tables: list[str]) -> list[str]:
             ch.command(pair(t))
             done.append(t)
     except Exception as exc:
+        failed = t
         try:
-            for t in reversed(done):
-                ch.command(pair(t))
+            for back in reversed(list(done)):
+                ch.command(pair(back))
+                done.remove(back)
         except Exception as undo:
-            err = RebuildError(f"swapping {t} failed ({exc}) and swapping back failed ({undo}): these tables of {db} "
-                               f"are the rebuilt ones, their old versions in {new}: {', '.join(done)}; run "
-                               f"`{pair('<table>')}` for each to go back, or rebuild again")
+            err = RebuildError(f"swapping {failed} failed ({exc}) and swapping back failed ({undo}): these tables "
+                               f"of {db} are the rebuilt ones, their old versions in {new}: {', '.join(done)}; "
+                               f"run `{pair('<table>')}` for each to go back, or rebuild again")
             err.keep_database = True
             raise err from exc
-        raise RebuildError(f"swapping {t} failed ({exc}); the tables swapped before it were swapped back, "
+        raise RebuildError(f"swapping {failed} failed ({exc}); the tables swapped before it were swapped back, "
                            "nothing was changed") from exc
     return done
 

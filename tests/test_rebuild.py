@@ -325,3 +325,21 @@ def test_embedded_rebuild_refuses_while_sophra_up_holds_the_data_folder(make_set
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with pytest.raises(RebuildError, match="stop `sophra up` first"):
             run_rebuild(s)
+
+
+def test_a_failed_swap_is_undone_and_changes_nothing(env, monkeypatch):
+    """A table that can't be exchanged (made up here) after some that were: those are exchanged back,
+    the rebuilt database is dropped, the live tables are as they were."""
+    import pipeline.rebuild as rb
+
+    s, produced, ch = env
+    ch.command("TRUNCATE TABLE app_metrics")
+    damaged = stored(ch)
+    family = rb._family
+    monkeypatch.setattr(rb, "_family", lambda *a: family(*a) + ["no_such_table"])
+    with pytest.raises(RebuildError, match=r"swapping no_such_table failed \(.*\); the tables swapped before it were "
+                                           "swapped back, nothing was changed"):
+        rebuild(s, s.kafka_bootstrap_servers)
+    assert stored(ch) == damaged and damaged["app_metrics"] == (0, 0)
+    assert replaced_databases(ch, s) == []
+    assert commits(s) == ends(s)                      # as the sink left them (it had landed everything)
