@@ -23,8 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stage import ROOT, arguments, broker, format_row  # noqa: E402
 
-# In issue 13's order, then the OTLP ingest (issue 14); each is bench/stage_<name>.py.
-STAGES = ("api_vitals", "api_metrics", "worker", "sink", "latency", "queries", "replay", "otlp")
+# In issue 13's order, then `sophra rebuild` (issue 15) and the OTLP ingest (issue 14); each is bench/stage_<name>.py.
+STAGES = ("api_vitals", "api_metrics", "worker", "sink", "latency", "queries", "replay", "rebuild", "otlp")
 
 
 def machine() -> str:

@@ -104,14 +104,14 @@ def expected(vitals: list, events: list, since: int) -> tuple[int, int, int]:
     return len(per_key), interventions, statuses
 
 
-def read_alone(bootstrap: str, prefix: str) -> tuple[int, float]:
-    """Every record of both source topics read and decoded by a plain consumer: (records, seconds)."""
+def read_alone(bootstrap: str, prefix: str, specs=(AGENT_VITALS, AGENT_EVENTS)) -> tuple[int, float]:
+    """Every record of the topics (replay's two by default) read and decoded by a plain consumer:
+    (records, seconds). stage_rebuild.py reads its topics with it too."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-read-{uuid.uuid4().hex[:8]}",
                   "enable.auto.commit": False, "enable.partition.eof": False, "fetch.wait.max.ms": 20})
     try:
-        topics = [prefix + AGENT_VITALS.name, prefix + AGENT_EVENTS.name]
-        ends = {(t, p): c.get_watermark_offsets(TopicPartition(t, p), timeout=30)[1]
-                for t in topics for p in range(AGENT_VITALS.partitions)}
+        ends = {(prefix + spec.name, p): c.get_watermark_offsets(TopicPartition(prefix + spec.name, p), timeout=30)[1]
+                for spec in specs for p in range(spec.partitions)}
         want = sum(ends.values())
         t0 = time.perf_counter()
         c.assign([TopicPartition(t, p, 0) for t, p in ends])

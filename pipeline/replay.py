@@ -66,14 +66,13 @@ import logging
 import multiprocessing
 import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import TextIO
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from aiokafka.partitioner import murmur2
 from confluent_kafka.admin import AdminClient
 
@@ -81,6 +80,7 @@ from schemas import codec
 from sophra.settings import Settings
 
 from .ari.engine import new_state, step_event, step_vital
+from .history import TIMEOUT, HistoryError, Progress, group_members, on_broker, read_until, reader
 from .producer import producer_config
 from .sink.steps import Batch, DeadLetter, insert_batch, to_row
 from .store.clickhouse import connect
@@ -92,10 +92,9 @@ from .topics import (AGENT_EVENTS, AGENT_VITALS, ARI_INTERVENTIONS, ARI_STATUS, 
 log = logging.getLogger("sophra.replay")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_TIMEOUT = 30
 
 
-class ReplayError(RuntimeError):
+class ReplayError(HistoryError):
     """A precondition failed or a step could not complete; the message says what to do."""
 
 
@@ -112,42 +111,6 @@ def parse_time(text: str) -> int:
 
 def changelog_topic(settings: Settings) -> str:
     return worker_state_changelog(settings.worker_id)
-
-
-# -- progress -------------------------------------------------------------------------
-
-class Progress:
-    """A one-line progress bar: done/total, percentage, rate and ETA, redrawn ~10x a second."""
-
-    def __init__(self, total: int, out: TextIO | None, label: str = "replay", every: float = 0.1, width: int = 30):
-        self.total, self.out, self.label, self.every, self.width = total, out, label, every, width
-        self.done = 0
-        self.started = self._drawn = time.monotonic()
-        self._longest = 0
-
-    def advance(self, n: int = 1) -> None:
-        self.done += n
-        now = time.monotonic()
-        if now - self._drawn >= self.every:
-            self._draw(now)
-
-    def close(self) -> None:
-        self._draw(time.monotonic(), end="\n")
-
-    def _draw(self, now: float, end: str = "") -> None:
-        self._drawn = now
-        if self.out is None:
-            return
-        frac = min(1.0, self.done / self.total) if self.total else 1.0
-        filled = int(frac * self.width)
-        elapsed = max(now - self.started, 1e-9)
-        rate = self.done / elapsed
-        eta = (self.total - self.done) / rate if rate > 0 and self.total > self.done else 0
-        line = (f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {frac:6.1%} "
-                f"{self.done}/{self.total} records  {rate:,.0f} rec/s  ETA {timedelta(seconds=round(eta))}")
-        self.out.write("\r" + line.ljust(self._longest) + end)  # pad over a longer previous line
-        self._longest = max(self._longest, len(line))
-        self.out.flush()
 
 
 # -- result ---------------------------------------------------------------------------
@@ -174,33 +137,14 @@ class ReplayResult:
 
 # -- preconditions --------------------------------------------------------------------
 
-def group_members(admin: AdminClient, group: str) -> list:
-    """The members of a consumer group (none if the group doesn't exist)."""
-    deadline = time.monotonic() + _TIMEOUT
-    while True:
-        future = admin.describe_consumer_groups([group], request_timeout=_TIMEOUT)[group]
-        try:
-            return list(future.result(_TIMEOUT).members)
-        except KafkaException as exc:
-            err = exc.args[0] if exc.args else None
-            if isinstance(err, KafkaError) and err.code() == KafkaError.GROUP_ID_NOT_FOUND:
-                return []
-            retry = isinstance(err, KafkaError) and err.code() in (
-                KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE,
-                KafkaError.NOT_COORDINATOR)  # a broker just started, or the coordinator moved
-            if not retry or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 def _sink_lag(bootstrap: str, group: str, topics: list[str]) -> int:
     """Records of `topics` that `group` has not committed yet."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:
-        tps = [TopicPartition(t, p) for t in topics for p in c.list_topics(t, timeout=_TIMEOUT).topics[t].partitions]
+        tps = [TopicPartition(t, p) for t in topics for p in c.list_topics(t, timeout=TIMEOUT).topics[t].partitions]
         lag = 0
-        for tp in c.committed(tps, timeout=_TIMEOUT):
-            lo, hi = c.get_watermark_offsets(tp, timeout=_TIMEOUT)
+        for tp in c.committed(tps, timeout=TIMEOUT):
+            lo, hi = c.get_watermark_offsets(tp, timeout=TIMEOUT)
             lag += hi - max(tp.offset, lo)
         return lag
     finally:
@@ -240,61 +184,27 @@ def _order(kind: str, record: dict) -> tuple:
     return record["recorded_at"], 0 if kind == "agent_event" else 1, record["id"]
 
 
-def _reader(bootstrap: str) -> Consumer:
-    """The consumer replay reads the source topics with (in this process or a child)."""
-    return Consumer({"bootstrap.servers": bootstrap, "group.id": f"sophra-replay-{uuid.uuid4().hex[:8]}",
-                     "enable.auto.commit": False, "enable.auto.offset.store": False,
-                     "enable.partition.eof": False,
-                     # Everything read is already there; a short broker-side wait keeps a
-                     # fetch pending at the end of one partition from delaying the next.
-                     "fetch.wait.max.ms": 20})
-
-
 def _read_partition(consumer: Consumer, marks: dict, advance) -> tuple[dict, dict, int, int]:
     """Every record of one partition of both source topics up to the marks: key -> [(kind, record)],
     the `recorded_at` of each topic partition's first retained record, records read and skipped.
     `advance(n)` is told of every n records read."""
-    todo = {tp: (lo, hi) for tp, (lo, hi) in marks.items() if hi > lo}
     per_key: dict[bytes, list] = {}
     first: dict[tuple[str, int], int] = {}
     records = skipped = 0
-    if not todo:
-        return per_key, first, records, skipped
-    consumer.assign([TopicPartition(t, p, lo) for (t, p), (lo, _) in todo.items()])
     decode, DecodeError = codec.decode, codec.DecodeError
-    try:
-        left = sum(hi - lo for lo, hi in todo.values())
-        while todo:
-            # Asking for no more than what is left returns as soon as it arrived.
-            batch = consumer.consume(num_messages=max(1, min(5000, left)), timeout=0.5)
-            before = records
-            for msg in batch:
-                if msg.error():
-                    if msg.error().code() != KafkaError._PARTITION_EOF:
-                        raise ReplayError(f"reading {msg.topic()}[{msg.partition()}]: {msg.error()}")
-                    continue
-                tp = (msg.topic(), msg.partition())
-                if tp not in todo or msg.offset() >= todo[tp][1]:
-                    continue  # arrived after the watermarks were taken
-                records += 1
-                try:
-                    kind, record = decode(msg.value())
-                except DecodeError:
-                    kind = None
-                key = msg.key()
-                if kind not in ("agent_vital", "agent_event") or key is None:
-                    skipped += 1
-                    continue
-                per_key.setdefault(key, []).append((kind, record))
-                first.setdefault(tp, record["recorded_at"])
-            left -= records - before
-            advance(records - before)
-            positions = consumer.position([TopicPartition(t, p) for t, p in todo])
-            for tp in positions:
-                if tp.offset >= todo[(tp.topic, tp.partition)][1]:
-                    del todo[(tp.topic, tp.partition)]
-    finally:
-        consumer.unassign()
+    for batch in read_until(consumer, marks, advance):
+        for msg in batch:
+            records += 1
+            try:
+                kind, record = decode(msg.value())
+            except DecodeError:
+                kind = None
+            key = msg.key()
+            if kind not in ("agent_vital", "agent_event") or key is None:
+                skipped += 1
+                continue
+            per_key.setdefault(key, []).append((kind, record))
+            first.setdefault((msg.topic(), msg.partition()), record["recorded_at"])
     return per_key, first, records, skipped
 
 
@@ -354,7 +264,7 @@ _child: dict = {}
 
 
 def _start_child(bootstrap: str, counter) -> None:
-    _child["consumer"], _child["counter"] = _reader(bootstrap), counter
+    _child["consumer"], _child["counter"] = reader(bootstrap), counter
     atexit.register(_child["consumer"].close)
 
 
@@ -379,7 +289,7 @@ def _derive_partitions(bootstrap: str, marks: dict, n: int, since: int, until: i
         processes = min(os.cpu_count() or 1, 1 + progress.total // RECORDS_PER_PROCESS)
     processes = min(processes, busy)
     if processes <= 1:
-        consumer = _reader(bootstrap)
+        consumer = reader(bootstrap)
         try:
             return [_replay_partition(consumer, parts[p], p, since, until, progress.advance) for p in range(n)]
         finally:
@@ -454,7 +364,7 @@ class _Writer:
             self.delivered.append((msg.topic(), msg.partition(), msg.offset(), msg.value()))
 
     def flush(self, what: str) -> list[tuple[str, int, int, bytes]]:
-        left = self.producer.flush(_TIMEOUT)
+        left = self.producer.flush(TIMEOUT)
         if left or self.errors:
             raise ReplayError(f"{what}: {left} records not delivered, errors: {self.errors[:3]}; run replay again")
         delivered, self.delivered = self.delivered, []
@@ -468,9 +378,9 @@ def _ms(ms: int) -> str:
 def _ensure_changelog(bootstrap: str, admin: AdminClient, topic: str, partitions: int) -> None:
     # The worker creates it on its first start (compacted); replay may run before that.
     ensure_topics(bootstrap, "", specs=[TopicSpec(topic, partitions, retention_ms=-1, compacted=True)])
-    deadline = time.monotonic() + _TIMEOUT
+    deadline = time.monotonic() + TIMEOUT
     while True:  # a topic just created takes a moment to show its partitions
-        found = len(admin.list_topics(topic, timeout=_TIMEOUT).topics[topic].partitions)
+        found = len(admin.list_topics(topic, timeout=TIMEOUT).topics[topic].partitions)
         if found or time.monotonic() > deadline:
             break
         time.sleep(0.05)
@@ -501,15 +411,15 @@ def replay(settings: Settings, bootstrap: str, since: int, until: int | None = N
     migrate(settings.clickhouse_dsn, settings.clickhouse_database)
 
     vitals_t, events_t = settings.topic(AGENT_VITALS.name), settings.topic(AGENT_EVENTS.name)
-    consumer = _reader(bootstrap)
+    consumer = reader(bootstrap)
     try:
-        meta = consumer.list_topics(timeout=_TIMEOUT).topics
+        meta = consumer.list_topics(timeout=TIMEOUT).topics
         n = len(meta[vitals_t].partitions)
         if len(meta[events_t].partitions) != n:
             raise ReplayError(f"{vitals_t} and {events_t} must have the same partitions (co-partitioned)")
         changelog = changelog_topic(settings)
         _ensure_changelog(bootstrap, admin, changelog, n)
-        marks = {(t, p): consumer.get_watermark_offsets(TopicPartition(t, p), timeout=_TIMEOUT)
+        marks = {(t, p): consumer.get_watermark_offsets(TopicPartition(t, p), timeout=TIMEOUT)
                  for p in range(n) for t in (vitals_t, events_t)}
     finally:
         consumer.close()
@@ -563,18 +473,5 @@ def replay(settings: Settings, bootstrap: str, since: int, until: int | None = N
 
 def run(settings: Settings, since: int, until: int | None = None, out: TextIO | None = None) -> ReplayResult:
     """`sophra replay`: on the configured cluster, or on the local broker it starts and stops itself."""
-    if settings.kafka_bootstrap_servers:
-        return replay(settings, settings.kafka_bootstrap_servers, since, until, out)
-    from deploy.local_kafka import LocalKafka, LocalKafkaError, fetch
-
-    fetch()
-    kafka = LocalKafka(settings.data_dir / "kafka", port=settings.kafka_port)
-    try:
-        bootstrap = kafka.start()
-    except LocalKafkaError as exc:
-        raise ReplayError(f"{exc}: stop `sophra up` first (replay needs the broker and ClickHouse folder "
-                          "for itself, and rewrites the worker's state)") from None
-    try:
-        return replay(settings, bootstrap, since, until, out)
-    finally:
-        kafka.stop()
+    return on_broker(settings, lambda bootstrap: replay(settings, bootstrap, since, until, out), ReplayError,
+                     "replay needs the broker and ClickHouse folder for itself, and rewrites the worker's state")

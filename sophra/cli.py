@@ -7,6 +7,7 @@
     sophra notifier deliver alerts: email, Slack, webhooks
     sophra migrate  apply ClickHouse migrations
     sophra replay   recompute ARI's derived records after a rule change
+    sophra rebuild  land the record topics again into fresh ClickHouse tables and swap them in
     sophra plan     set an account's plan (standard, pro, enterprise): its /v1 hourly quota
     sophra account  create an account, or a new key of one (SOPHRA_SIGNUP=closed; a lost key)
     sophra kafka    fetch the broker jars, or run the broker alone
@@ -190,15 +191,29 @@ def cmd_migrate(args) -> int:
 
 
 def cmd_replay(args) -> int:
-    from pipeline.replay import ReplayError, parse_time, run
+    from pipeline.history import HistoryError
+    from pipeline.replay import parse_time, run
 
     settings = _settings(args)
     try:
         since = parse_time(args.since)
         until = parse_time(args.until) if args.until else None
         result = run(settings, since, until, out=sys.stderr)
-    except (ReplayError, ValueError) as exc:
+    except (HistoryError, ValueError) as exc:
         raise SystemExit(f"sophra replay: {exc}")
+    print(result.summary(), flush=True)
+    return 0
+
+
+def cmd_rebuild(args) -> int:
+    from pipeline.history import HistoryError
+    from pipeline.rebuild import run
+
+    settings = _settings(args)
+    try:
+        result = run(settings, args.tables, out=sys.stderr, accept_loss=args.accept_loss)
+    except HistoryError as exc:
+        raise SystemExit(f"sophra rebuild: {exc}")
     print(result.summary(), flush=True)
     return 0
 
@@ -281,6 +296,8 @@ def parser() -> argparse.ArgumentParser:
         ("notifier", cmd_notifier, [common], "deliver alerts and ARI notifications (email, Slack, webhooks)"),
         ("migrate", cmd_migrate, [common], "apply ClickHouse migrations"),
         ("replay", cmd_replay, [common], "recompute ARI's derived records after a rule change (stop the worker first)"),
+        ("rebuild", cmd_rebuild, [common], "land the record topics again into fresh ClickHouse tables and swap them "
+                                           "in (stop the sink first; README \"Rebuild\")"),
         ("sql", cmd_sql, [common], "SQL on the engine across every account: -e QUERY, or a shell (docs/sql.md)"),
         ("plan", cmd_plan, [common], "set an account's plan: its /v1 requests per hour (docs/quota.md)"),
         ("account", cmd_account, [common], "create an account and print its first key, or a new key of an "
@@ -294,6 +311,14 @@ def parser() -> argparse.ArgumentParser:
                         help="replace interventions opened at or after this ISO 8601 time (no zone = UTC)")
     replay.add_argument("--to", dest="until", metavar="ISO",
                         help="replace only interventions opened before this time (default: no end)")
+    rebuild = sub.choices["rebuild"]
+    rebuild.add_argument("--tables", nargs="+", metavar="TABLE",
+                         help="only these tables the sink lands (default: all of them, e.g. app_metrics, "
+                              "agent_vitals, agent_events); the tables their views feed (rollups, *_landed, "
+                              "agent_latest, agent_names) are rebuilt with them")
+    rebuild.add_argument("--accept-loss", action="store_true",
+                         help="rebuild although retention dropped records whose rows the current tables hold: "
+                              "those rows will be missing from the new tables (the replaced database keeps them)")
     sql = sub.choices["sql"]
     sql.add_argument("-e", "--execute", metavar="QUERY", help="run this one query and exit (exit 1 if it fails)")
     sql.add_argument("--format", help="any of the engine's output formats (default: PrettyCompact in the shell, "

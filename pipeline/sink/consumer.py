@@ -36,7 +36,7 @@ from sophra.settings import Settings
 from ..producer import producer_config
 from ..store.clickhouse import connect
 from ..topics import AGENT_VITALS, APP_METRICS, RECORD_TOPICS, dlq
-from .steps import Batch, DeadLetter, insert_batch, to_rows
+from .steps import Batch, DeadLetter, dead_letter, insert_batch, to_rows
 
 log = logging.getLogger("sophra.sink")
 
@@ -200,9 +200,7 @@ class Sink:
 
     def _dead_letter(self, msg, reason: str) -> None:
         log.warning("dead letter %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason)
-        letter = {"topic": self.dlq_topic[msg.topic()], "key": msg.key(), "value": msg.value(), "state": "",
-                  "headers": [("reason", reason.encode()),
-                              ("source", f"{msg.topic()}/{msg.partition()}/{msg.offset()}".encode())]}
+        letter = {**dead_letter(self.dlq_topic[msg.topic()], msg, reason), "state": ""}
         self._letters.append(letter)
         self._produce_letter(letter)
         self.dead_letters += 1

@@ -104,6 +104,14 @@ def to_row(data: bytes | None) -> Row | DeadLetter:
         return DeadLetter(f"record kind {kind!r} lacks column {exc.args[0]!r}")
 
 
+def dead_letter(dlq_topic: str, msg, reason: str) -> dict:
+    """What a record that can't be landed becomes on its dead-letter topic (produce keyword
+    arguments): the record as it was, with why and where it came from."""
+    return {"topic": dlq_topic, "key": msg.key(), "value": msg.value(),
+            "headers": [("reason", reason.encode()),
+                        ("source", f"{msg.topic()}/{msg.partition()}/{msg.offset()}".encode())]}
+
+
 @dataclass
 class Batch:
     """Rows per table plus, per (topic, partition), the offset range they came from."""
@@ -142,7 +150,9 @@ class Batch:
         return hashlib.sha256(f"{table}|{spans}".encode()).hexdigest()
 
 
-def insert_batch(client, batch: Batch) -> None:
+def insert_batch(client, batch: Batch, settings: dict | None = None) -> None:
+    """Insert the batch's rows, table by table; `settings`: more ClickHouse settings for
+    each insert (rebuild's parallel view processing)."""
     for name, rows in batch.rows.items():
         if not rows:
             continue
@@ -153,4 +163,4 @@ def insert_batch(client, batch: Batch) -> None:
         # clickhouse-connect a DESCRIBE TABLE before every insert.
         client.insert(name, rows, column_names=table.column_names, column_type_names=[t for _, t in table.columns],
                       settings={"insert_deduplication_token": batch.dedup_token(name),
-                                "deduplicate_blocks_in_dependent_materialized_views": 1})
+                                "deduplicate_blocks_in_dependent_materialized_views": 1, **(settings or {})})
