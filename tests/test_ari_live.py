@@ -39,10 +39,22 @@ def histories():
 
 
 def start_worker(s):
+    """`sophra worker` for the api's topics, its output in the data folder (worker-N.log), so
+    a failure can show what the worker said."""
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
            "SOPHRA_TOPIC_PREFIX": s.topic_prefix, "SOPHRA_WORKER_ID": s.worker_id}
-    return subprocess.Popen([sys.executable, "-m", "sophra", "worker"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = s.data_dir / f"worker-{len(list(s.data_dir.glob('worker-*.log')))}.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "sophra", "worker"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    proc.log = log
+    return proc
+
+
+def worker_said(proc) -> str:
+    """The end of a worker's output, and whether it still runs: for a failed assertion."""
+    state = "running" if proc.poll() is None else f"exited {proc.returncode}"
+    return f"worker {state}; the end of {proc.log}:\n" + "\n".join(proc.log.read_text().splitlines()[-40:])
 
 
 def produce(s, records):
@@ -157,7 +169,9 @@ def test_a_worker_stopped_mid_stream_ends_where_an_uninterrupted_one_would(api):
         assert terminate(worker) == 0
         applied_before_stop = ch.query("SELECT sum(snapshots) FROM ari_status FINAL").result_rows[0][0]
         worker = start_worker(s)
-        assert eventually(lambda: statuses_done(s, hist), 90)
+        # A restart rejoins the group and recovers its table from the changelog: on a broker a
+        # whole test session has filled with topics that has taken over 90 s.
+        assert eventually(lambda: statuses_done(s, hist), 240), worker_said(worker)
         assert eventually(lambda: stored_interventions(s) == expected_interventions(hist), 30)
     finally:
         terminate(worker)
