@@ -91,10 +91,17 @@ def expected_interventions(hist):
     return sorted(out, key=lambda v: (v["opened_at"], v["intervention_id"]))
 
 
-def statuses_done(s, hist):
+def snapshots(s) -> dict:
     ch = connect(s.clickhouse_dsn, s.clickhouse_database)
-    got = dict(ch.query("SELECT agent_id, snapshots FROM ari_status FINAL").result_rows)
-    return got == {agent: len(v) for agent, (v, _) in hist.items()}
+    return dict(ch.query("SELECT agent_id, snapshots FROM ari_status FINAL").result_rows)
+
+
+def expected_snapshots(hist) -> dict:
+    return {agent: len(v) for agent, (v, _) in hist.items()}
+
+
+def statuses_done(s, hist):
+    return snapshots(s) == expected_snapshots(hist)
 
 
 @pytest.fixture
@@ -171,7 +178,8 @@ def test_a_worker_stopped_mid_stream_ends_where_an_uninterrupted_one_would(api):
         worker = start_worker(s)
         # A restart rejoins the group and recovers its table from the changelog: in two full
         # runs (the session's shared broker) that took over 90 s; alone it takes seconds.
-        assert eventually(lambda: statuses_done(s, hist), 240), worker_said(worker)
+        assert eventually(lambda: statuses_done(s, hist), 240), (
+            f"snapshots per agent {snapshots(s)} != {expected_snapshots(hist)}; " + worker_said(worker))
         assert eventually(lambda: stored_interventions(s) == expected_interventions(hist), 30)
     finally:
         terminate(worker)
