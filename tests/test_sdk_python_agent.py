@@ -299,6 +299,10 @@ def test_a_503_is_retried_after_retry_after_within_the_budget_then_raised(runnin
     api = running_api()  # topics of its own: its vitals topic is capped
     key = api.new_key()
     cap_topic(api.settings.kafka_bootstrap_servers, api.settings.topic(AGENT_VITALS.name), 64)
+    with api.client(key) as http:  # the broker applies the cap a moment after it acknowledged it
+        probes = iter(range(100))
+        assert eventually(lambda: http.post("/api/vitals", json={"agentId": f"probe-{next(probes)}", "metrics": {}})
+                          .status_code == 503, 30)
     sdk = Recording(key, api.url, max_retry=2.5)
     started = time.monotonic()
     err = error_of(lambda: sdk.report_vitals("kafka-refuses", {"tokenConsumption": 1}))
