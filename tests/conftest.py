@@ -66,15 +66,21 @@ def clickhouse_dsn(tmp_path_factory, pytestconfig):
 
 @pytest.fixture
 def make_settings(kafka_bootstrap, clickhouse_dsn, tmp_path):
-    def make(**overrides) -> Settings:
-        tag = uuid.uuid4().hex[:10]
-        values = dict(data_dir=tmp_path, kafka_bootstrap_servers=kafka_bootstrap, clickhouse_url=clickhouse_dsn,
-                      clickhouse_database=f"test_{tag}", topic_prefix=f"t{tag}.", sink_group=f"sink-{tag}",
-                      worker_id=f"worker-{tag}", sink_batch_ms=100,
-                      # tests make many accounts from one address; the limits' own tests set them
-                      signup_per_address=10_000, signup_per_email=10_000)
-        return Settings(**{**values, **overrides})
-    return make
+    return lambda **overrides: test_settings(tmp_path, kafka_bootstrap, clickhouse_dsn, **overrides)
+
+
+def test_settings(data_dir, kafka_bootstrap: str, clickhouse_dsn: str, **overrides) -> Settings:
+    """Settings of their own for a test or a module: fresh topic prefix, groups and database."""
+    tag = uuid.uuid4().hex[:10]
+    values = dict(data_dir=data_dir, kafka_bootstrap_servers=kafka_bootstrap, clickhouse_url=clickhouse_dsn,
+                  clickhouse_database=f"test_{tag}", topic_prefix=f"t{tag}.", sink_group=f"sink-{tag}",
+                  worker_id=f"worker-{tag}", sink_batch_ms=100,
+                  # tests make many accounts from one address; the limits' own tests set them
+                  signup_per_address=10_000, signup_per_email=10_000)
+    return Settings(**{**values, **overrides})
+
+
+test_settings.__test__ = False  # a helper, not a test for pytest to collect
 
 
 def free_port() -> int:

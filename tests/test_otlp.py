@@ -22,9 +22,8 @@ from api.otlp.body import MAX_INFLATED
 from api.otlp.mapping import quantile
 from api.routes.otlp import service_app_id
 from pipeline.accounts import tenant_for
-from sophra.settings import Settings
 
-from .conftest import RunningApi, cap_topic, eventually
+from .conftest import RunningApi, cap_topic, eventually, test_settings
 
 pytestmark = pytest.mark.integration
 
@@ -35,11 +34,7 @@ JSON = {"Content-Type": "application/json"}
 @pytest.fixture(scope="module")
 def api(kafka_bootstrap, clickhouse_dsn, tmp_path_factory):
     # one api for the module: each test writes under its own account or service.name
-    tag = uuid.uuid4().hex[:10]
-    s = Settings(data_dir=tmp_path_factory.mktemp("otlp"), kafka_bootstrap_servers=kafka_bootstrap,
-                 clickhouse_url=clickhouse_dsn, clickhouse_database=f"test_{tag}", topic_prefix=f"t{tag}.",
-                 sink_group=f"sink-{tag}", worker_id=f"worker-{tag}", sink_batch_ms=100,
-                 signup_per_address=10_000, signup_per_email=10_000)  # a new account per test
+    s = test_settings(tmp_path_factory.mktemp("otlp"), kafka_bootstrap, clickhouse_dsn)
     with RunningApi(s) as running:
         yield running
 

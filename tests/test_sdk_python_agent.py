@@ -14,14 +14,12 @@ import re
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from sophra.settings import Settings
 
-from .conftest import RunningApi, cap_topic, eventually, free_port, silent_server
+from .conftest import RunningApi, cap_topic, eventually, free_port, silent_server, test_settings
 
 pytestmark = pytest.mark.integration
 
@@ -40,11 +38,7 @@ from sophonz._backoff import server_wait  # noqa: E402
 def api(kafka_bootstrap, clickhouse_dsn, tmp_path_factory):
     # One api for the module (make_settings at module scope); each test makes its own
     # account, so agents and per-agent rate limits never meet.
-    tag = uuid.uuid4().hex[:10]
-    settings = Settings(data_dir=tmp_path_factory.mktemp("sdk-py-agent"), kafka_bootstrap_servers=kafka_bootstrap,
-                        clickhouse_url=clickhouse_dsn, clickhouse_database=f"test_{tag}", topic_prefix=f"t{tag}.",
-                        sink_group=f"sink-{tag}", worker_id=f"worker-{tag}", sink_batch_ms=100,
-                        signup_per_address=10_000, signup_per_email=10_000)
+    settings = test_settings(tmp_path_factory.mktemp("sdk-py-agent"), kafka_bootstrap, clickhouse_dsn)
     with RunningApi(settings) as running:
         yield running
 
