@@ -46,7 +46,7 @@ run: install kafka-fetch dashboard
 	$(BIN)/sophra up
 
 test: install kafka-fetch browser dashboard csharp
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider --durations=25
 
 # The same suite on the production shape: Kafka and a ClickHouse server in the official
 # images, started by testcontainers (needs a Docker engine; tests/backends.py).

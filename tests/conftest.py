@@ -66,7 +66,8 @@ def clickhouse_dsn(tmp_path_factory, pytestconfig):
 
 @pytest.fixture
 def make_settings(kafka_bootstrap, clickhouse_dsn, tmp_path):
-    return lambda **overrides: test_settings(tmp_path, kafka_bootstrap, clickhouse_dsn, **overrides)
+    return lambda **overrides: test_settings(overrides.pop("data_dir", tmp_path), kafka_bootstrap, clickhouse_dsn,
+                                             **overrides)
 
 
 def test_settings(data_dir, kafka_bootstrap: str, clickhouse_dsn: str, **overrides) -> Settings:

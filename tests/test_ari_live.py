@@ -45,7 +45,7 @@ def start_worker(s):
            "SOPHRA_TOPIC_PREFIX": s.topic_prefix, "SOPHRA_WORKER_ID": s.worker_id}
     log = s.data_dir / f"worker-{len(list(s.data_dir.glob('worker-*.log')))}.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "sophra", "worker"], env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "sophra", "worker", "--loglevel", "info"], env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
     proc.log = log
     return proc
