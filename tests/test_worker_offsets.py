@@ -1,5 +1,6 @@
 """The worker applies every record once, by Kafka offset rather than record id, and a
 derived record it cannot encode is dead-lettered while the rest of its batch goes on."""
+import asyncio
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ from pipeline.producer import producer_config
 from pipeline.topics import (AGENT_VITALS, ARI_INTERVENTIONS, ARI_STATUS, TopicSpec, dlq, ensure_topics, entity_key,
                              worker_state_changelog)
 from pipeline.worker.app import apply_batch
+from pipeline.worker.failstop import finish
 from pipeline.worker.offsets import applied_before_offsets, mark
 from schemas import codec
 from sophra.processes import terminate
@@ -161,6 +163,50 @@ def test_a_batch_that_fails_unexpectedly_stops_the_worker_before_faust_acks_it()
     assert "ARI failed on a batch; exiting before it is acknowledged" in run.stderr
     assert "RuntimeError: no rule expected this" in run.stderr
 
+
+def test_an_agent_cancelled_mid_batch_finishes_the_batch_before_the_cancellation_reaches_take_events():
+    # A cancelled agent leaves take_events through its finally, which acks the batch:
+    # the batch's writes must all be done by then, and the cancellation still stop the agent.
+    async def scenario():
+        written, acked = [], []
+
+        async def work():
+            for n in range(3):
+                await asyncio.sleep(0.02)
+                written.append(n)
+
+        async def agent():
+            try:
+                await finish("ARI", work())
+            finally:
+                acked.append(list(written))
+        task = asyncio.ensure_future(agent())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.sleep(0.005)
+        task.cancel()  # faust's AgentManager cancels twice on stop
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return acked
+    assert asyncio.run(scenario()) == [[0, 1, 2]]
+
+
+def test_a_batch_whose_work_is_cancelled_itself_stops_the_worker_before_faust_acks_it():
+    code = ("import asyncio\n"
+            "from pipeline.worker.failstop import finish\n"
+            "async def work():\n"
+            "    asyncio.current_task().cancel()\n"
+            "    await asyncio.sleep(1)\n"
+            "async def agent():\n"
+            "    try:\n"
+            "        await finish('alerts', work())\n"
+            "    finally:\n"
+            "        print('acked')\n"
+            "asyncio.run(agent())\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (run.returncode, run.stdout) == (70, "")
+    assert "alerts failed on a batch; exiting before it is acknowledged" in run.stderr
+    assert "the batch's work was cancelled before it finished" in run.stderr
 
 def test_an_application_state_saved_before_offsets_holds_its_metric_batches_by_id():
     # what the per-application watch of issue 5 wrote: the id of the last metric batch applied

@@ -22,7 +22,7 @@ from schemas import codec
 from ..alerts.evaluate import new_state, observe, tick, vital_points
 from ..alerts.rulebook import RuleBook
 from ..topics import AGENT_VITALS, APP_ALERT_STATUS, APP_ALERTS, APP_METRICS, TopicSpec, table_changelog
-from .failstop import fail_stop
+from .failstop import finish
 from .outlet import Outlet
 
 log = logging.getLogger("sophra.worker.alerts")
@@ -70,8 +70,7 @@ def register(app: faust.App, settings, raw: dict, book: RuleBook) -> dict[str, f
 
         async def evaluate(stream):
             async for batch in stream.take_events(BATCH, within=BATCH_WITHIN_S):
-                with fail_stop(f"{scope} alert evaluation"):
-                    await _evaluate(batch)
+                await finish(f"{scope} alert evaluation", _evaluate(batch))
 
         async def _evaluate(batch) -> None:
             async with lock:

@@ -33,7 +33,7 @@ from ..ari.engine import new_state, step_event, step_vital
 from ..topics import (ALERT_RULES, AGENT_EVENTS, AGENT_VITALS, APP_INSIGHTS, APP_METRICS, ARI_INTERVENTIONS, ARI_STATUS,
                       WORKER_STATE_TABLE, TopicSpec, ensure_topics, table_changelog)
 from . import alerts, anomalies, deployments, quota
-from .failstop import fail_stop
+from .failstop import finish
 from .offsets import applied, applied_before_offsets, mark
 from .outlet import Outlet
 from .state import write_states
@@ -75,17 +75,19 @@ def create_app(settings: Settings, bootstrap: str, rules: RuleBook) -> faust.App
     @app.agent(source)
     async def ari(stream):
         async for batch in stream.take_events(BATCH, within=BATCH_WITHIN_S):
-            with fail_stop("ARI and agent anomalies"):
-                step = apply_batch(agents.get, ((e.key, e.value, (e.message.topic, e.message.partition,
-                                                                e.message.offset)) for e in batch), detectors)
-                pending = [await outlets[kind].send(key, kind, record) for key, kind, record in step.outputs.values()]
-                pending += [await insights.send(key, "app_insight", record) for key, record in step.insights.values()]
-                pending += [await sources[topic].dead_letter(key, value, reason, f"{topic}/{partition}/{offset}")
-                            for key, value, (topic, partition, offset), reason in step.dead]
-                if pending:
-                    await asyncio.gather(*pending)
-                detectors.save(step.detectors)
-                await write_states(agents, step.states)
+            await finish("ARI and agent anomalies", _step(batch))
+
+    async def _step(batch) -> None:
+        step = apply_batch(agents.get, ((e.key, e.value, (e.message.topic, e.message.partition, e.message.offset))
+                                        for e in batch), detectors)
+        pending = [await outlets[kind].send(key, kind, record) for key, kind, record in step.outputs.values()]
+        pending += [await insights.send(key, "app_insight", record) for key, record in step.insights.values()]
+        pending += [await sources[topic].dead_letter(key, value, reason, f"{topic}/{partition}/{offset}")
+                    for key, value, (topic, partition, offset), reason in step.dead]
+        if pending:
+            await asyncio.gather(*pending)
+        detectors.save(step.detectors)
+        await write_states(agents, step.states)
 
     quota.register(app, settings)  # /v1 quota: usage sums per key and hour
     app.sophra_tables = {WORKER_STATE_TABLE: agents, anomalies.table_name("agent"): detectors.table,

@@ -30,7 +30,7 @@ from .. import insights as I
 from ..outbound import Outbound, OutboundBlocked, OutboundFailed
 from ..topics import APP_DEPLOYMENTS, APP_INSIGHTS, APP_METRICS
 from . import anomalies
-from .failstop import fail_stop
+from .failstop import finish
 from .offsets import applied, applied_before_offsets, mark
 from .outlet import Outlet
 
@@ -97,8 +97,7 @@ def register(app: faust.App, settings, raw: dict) -> dict[str, faust.Table]:
     async def watch_deployments(stream):
         try:
             async for batch in stream.take_events(500, within=0.05):
-                with fail_stop("deployments and application anomalies"):
-                    await _step(batch)
+                await finish("deployments and application anomalies", _step(batch))
         finally:  # the worker stops: close the guard's session (made again if the agent restarts)
             await probes.outbound.close()
 

@@ -8,10 +8,18 @@ batch put them; the worker's restart (sophra up, compose's restart policy) reads
 batch again, which is the kill -9 path every part is already proven to survive.
 A failure of one record's step is handled beside it (dead letter); this is for the rest
 (a bug, an output that Kafka refused for good).
+
+The same `finally` acks a batch when the agent is cancelled mid-batch, and a stop's
+commit then skips what the batch had not yet written. A graceful stop waits for the
+batches in flight before it cancels agents (faust's `wait_empty`), so `finish` is the
+guarantee rather than the usual path: a batch's work runs to its end whatever cancels
+the agent meanwhile.
 """
+import asyncio
 import logging
 import os
 from contextlib import contextmanager
+from typing import Awaitable
 
 log = logging.getLogger("sophra.worker")
 
@@ -27,3 +35,24 @@ def fail_stop(what: str):
                      exc_info=True)
         logging.shutdown()
         os._exit(EXIT_CODE)
+
+
+async def finish(what: str, work: Awaitable) -> None:
+    """Await one batch's `work` to its end: a cancellation of the agent meanwhile is held
+    until the work is done and then raised; a failure exits as `fail_stop` does, and so
+    does the work itself being cancelled (it did not finish, so it must not be acked)."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = cancelled or not task.cancelled()  # the agent's, not the work's
+        except Exception:
+            pass  # the task's own failure, raised by result() below
+    with fail_stop(what):
+        if task.cancelled():
+            raise RuntimeError("the batch's work was cancelled before it finished")
+        task.result()
+    if cancelled:
+        raise asyncio.CancelledError
