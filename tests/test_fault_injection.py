@@ -15,11 +15,14 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
 
 
+# ~240 s on a quiet 2-core machine (75 s of warm-up load, three kills, catching up);
+# longer under CI's load, so it gets more than the suite's 300 s per test.
+@pytest.mark.timeout(900)
 def test_nothing_acknowledged_is_lost_or_doubled_when_every_part_is_killed(tmp_path):
     out = tmp_path / "result.json"
     run = subprocess.run([sys.executable, "bench/fault_injection.py", "--agents", "50", "--warmup", "75",
                           "--between", "10", "--tail", "10", "--data-dir", str(tmp_path), "--json", str(out)],
-                         cwd=REPO, capture_output=True, text=True, timeout=1200)
+                         cwd=REPO, capture_output=True, text=True, timeout=840)
     assert out.exists(), run.stderr[-3000:]
     print(out.read_text())  # the figures, for whoever runs it with -s
     r = json.loads(out.read_text())
