@@ -206,8 +206,8 @@ def test_a_worker_restarted_after_replay_resumes_from_the_replayed_state(env, tm
     env_vars = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
                 "SOPHRA_TOPIC_PREFIX": s.topic_prefix, "SOPHRA_WORKER_ID": s.worker_id}
     log_path = tmp_path / "worker.log"  # what the worker said, for a failure's message
-    worker = subprocess.Popen([sys.executable, "-m", "sophra", "worker"], env=env_vars,
-                              stdout=subprocess.DEVNULL, stderr=log_path.open("w"))
+    worker = subprocess.Popen([sys.executable, "-m", "sophra", "worker", "--loglevel", "info"], env=env_vars,
+                              stdout=log_path.open("w"), stderr=subprocess.STDOUT)
     try:
         new = H.steady(17, "burnout")
         p = Producer(producer_config(s.kafka_bootstrap_servers))
