@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from pipeline.accounts import KeyRegistry
 from pipeline.applications import ConfigRegistry
+from pipeline.budget_book import BudgetBook
 from pipeline.ids import IdGenerator
 from pipeline.limits import VITALS_INTERVAL_S, IntervalLimiter
 from pipeline.producer import RecordProducer
@@ -22,17 +23,18 @@ from pipeline.sink.consumer import Sink
 from pipeline.store.clickhouse import Store
 from pipeline.store.migrate import migrate
 from pipeline.outbound import Outbound
-from pipeline.topics import (ACCOUNT_KEYS, AGENT_VITALS, ALERT_RULES, APPLICATIONS, INTEGRATIONS, NOTIFICATION_POLICIES,
-                             ensure_topics)
+from pipeline.topics import (ACCOUNT_KEYS, AGENT_VITALS, ALERT_RULES, APPLICATIONS, BUDGET_USAGE, BUDGETS, INTEGRATIONS,
+                             NOTIFICATION_POLICIES, ensure_topics)
 from sophra.settings import Settings
 
 from . import errors
 from .body_limit import BodyLimit
+from .budgets import UsageTail
 from .json_body import JsonCheck
 from .observability import MetricsMiddleware, Observability
 from .quota import QuotaMiddleware, QuotaService
-from .routes import (agents, alerts, app_metrics, applications, ari, dashboard, deployments, events, health, insights, keys,
-                     notifications, otlp, overview, predictions, sql, static, vitals)
+from .routes import (agents, alerts, app_metrics, applications, ari, budgets, dashboard, deployments, events, health,
+                     insights, keys, notifications, otlp, overview, predictions, sql, static, vitals)
 from .routes.sql import AccountSqlService
 
 log = logging.getLogger("sophra.api")
@@ -59,6 +61,10 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
         app.state.alert_rules, app.state.notification_policies, app.state.integrations = await asyncio.gather(*(
             asyncio.to_thread(lambda t=t: ConfigRegistry(bootstrap, settings.topic(t.name)).start())
             for t in (ALERT_RULES, NOTIFICATION_POLICIES, INTEGRATIONS)))
+        # token budgets and the worker's counts of them, for /api/budgets and the vitals answer's throttle signal
+        app.state.budgets, app.state.budget_usage = await asyncio.gather(
+            asyncio.to_thread(lambda: BudgetBook(bootstrap, settings.topic(BUDGETS.name)).start()),
+            asyncio.to_thread(lambda: UsageTail(bootstrap, settings.topic(BUDGET_USAGE.name)).start()))
         app.state.outbound = Outbound.from_settings(settings)  # checks user-given URLs when they are set
         app.state.quota = await QuotaService(settings, bootstrap, app.state.producer).start()
         app.state.store = Store(settings.clickhouse_dsn, settings.clickhouse_database)
@@ -83,7 +89,8 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
             app.state.keys.stop()
             app.state.vitals_tail.stop()
             app.state.applications.stop()
-            for table in (app.state.alert_rules, app.state.notification_policies, app.state.integrations):
+            for table in (app.state.alert_rules, app.state.notification_policies, app.state.integrations,
+                          app.state.budgets, app.state.budget_usage):
                 table.stop()
             await app.state.outbound.close()
 
@@ -104,6 +111,7 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
     app.include_router(alerts.router)
     app.include_router(alerts.agent_router)
     app.include_router(notifications.router)
+    app.include_router(budgets.router)
     app.include_router(deployments.router)
     app.include_router(insights.router)
     app.include_router(predictions.router)

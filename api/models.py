@@ -117,10 +117,25 @@ class VitalOut(BaseModel):
     recorded_at: str
 
 
+class BudgetSignal(BaseModel):
+    """The throttle signal in the POST /api/vitals answer: the tightest budget covering
+    the agent (highest percent_used), from memory."""
+    id: str
+    remaining: int
+    percent_used: float
+    exhausted: bool
+    forecast_exhaustion_at: str | None = Field(description="Reserved for the exhaustion forecast; null for now")
+    as_of: str | None = Field(description="Recording time of the newest report the worker had counted; this report is "
+                                          "added to the figures on top of it")
+
+
 class VitalCreated(BaseModel):
     success: Literal[True] = True
     health: Health
     vital: VitalOut
+    budget: BudgetSignal | None = Field(None, description=(
+        "Beyond reference 003: the throttle signal, present only when a token budget covers the agent "
+        "(docs/budgets.md)"))
 
 
 class VitalRecord(BaseModel):
@@ -204,3 +219,4 @@ class ErrorOut(BaseModel):
 class RateLimited(ErrorOut):
     retry_after_ms: int
     retry_after_seconds: int
+

@@ -95,6 +95,12 @@ API_USAGE = TopicSpec("api.usage", partitions=6, retention_ms=DAY_MS, kind="api_
 # The worker's sums per key (latest hour wins): compacted, one partition, tailed by every api process.
 QUOTA_USAGE = TopicSpec("quota.usage", partitions=1, retention_ms=-1, kind="api_usage", compacted=True)
 
+# Token budgets (docs/budgets.md): each account's budgets, keyed by budget id, kept by the api and the
+# worker; and the worker's counts, one cumulative record per budget and vitals partition
+# (key <budget id>/<partition>), compacted and tailed by every api process for the throttle signal.
+BUDGETS = TopicSpec("accounts.budgets", partitions=1, retention_ms=-1, kind="budget", compacted=True)
+BUDGET_USAGE = TopicSpec("budgets.usage", partitions=1, retention_ms=-1, kind="budget_usage", compacted=True)
+
 
 def dlq(spec: TopicSpec) -> TopicSpec:
     """Dead-letter topic for records of `spec` that could not be decoded or stored."""
@@ -103,7 +109,7 @@ def dlq(spec: TopicSpec) -> TopicSpec:
 
 ALL_TOPICS = RECORD_TOPICS + tuple(dlq(t) for t in RECORD_TOPICS) + (
     ACCOUNT_KEYS, APPLICATIONS, ALERT_RULES, NOTIFICATION_POLICIES, INTEGRATIONS, NOTIFY_STATE,
-    ACCOUNT_PLANS, API_USAGE, QUOTA_USAGE)
+    ACCOUNT_PLANS, API_USAGE, QUOTA_USAGE, BUDGETS, BUDGET_USAGE)
 
 
 def entity_key(tenant: str, entity_id: str) -> bytes:

@@ -27,6 +27,8 @@
   // Only failures where trying again can help. Other 4xx mean the request itself is
   // wrong (bad payload, bad key); 500 may already have stored the record.
   var RETRYABLE_STATUS = { 429: true, 502: true, 503: true, 504: true };
+  // Percent of a token budget used at which onBudget is called (crossing upward).
+  var DEFAULT_BUDGET_THRESHOLDS = [80, 100];
 
   // document.currentScript is only set while this file is first executing, so the
   // browser default (the server that served this script) must be captured now.
@@ -110,6 +112,13 @@
       if (opts.fetch !== undefined && typeof opts.fetch !== 'function') {
         throw new TypeError('[sophra] fetch must be a function');
       }
+      if (opts.onBudget !== undefined && typeof opts.onBudget !== 'function') {
+        throw new TypeError('[sophra] onBudget must be a function');
+      }
+      var thresholds = opts.budgetThresholds === undefined ? DEFAULT_BUDGET_THRESHOLDS : opts.budgetThresholds;
+      if (!Array.isArray(thresholds)) throw new TypeError('[sophra] budgetThresholds must be an array of percents');
+      thresholds = thresholds.map(function (t) { return positiveNumber(t, 'budgetThresholds[]', false); })
+        .sort(function (a, b) { return a - b; });
       config = {
         // A missing key is not thrown here: an agent must not crash at start-up because
         // monitoring is misconfigured. Each call rejects instead (see request()).
@@ -117,7 +126,9 @@
         baseUrl: (opts.baseUrl || defaultBaseUrl()).replace(/\/+$/, ''),
         timeoutMs: positiveNumber(opts.timeoutMs, 'timeoutMs', false) || DEFAULT_TIMEOUT_MS,
         maxRetryMs: opts.maxRetryMs === undefined ? DEFAULT_MAX_RETRY_MS : positiveNumber(opts.maxRetryMs, 'maxRetryMs', true),
-        fetch: opts.fetch || null
+        fetch: opts.fetch || null,
+        onBudget: opts.onBudget || null,
+        budgetThresholds: thresholds
       };
       return client;
     }
@@ -209,6 +220,25 @@
       return next();
     }
 
+    // The throttle signal: the `budget` of each agent's latest vitals answer (absent when
+    // no token budget covers the agent), and onBudget(agentId, threshold, budget) when its
+    // percent_used crosses a threshold upward. A throwing onBudget does not fail the report.
+    var budgets = {};
+
+    function noteBudget(agentId, answer) {
+      var budget = answer && typeof answer === 'object' && answer.budget ? answer.budget : null;
+      var before = Object.prototype.hasOwnProperty.call(budgets, agentId) ? budgets[agentId] : null;
+      budgets[agentId] = budget;
+      if (!budget || !config.onBudget) return;
+      // a new period (or another budget becoming the tightest) starts again from 0
+      var was = before && before.id === budget.id ? before.percent_used : 0;
+      config.budgetThresholds.forEach(function (t) {
+        if (was < t && t <= budget.percent_used) {
+          try { config.onBudget(agentId, t, budget); } catch (e) { /* the user's function: not ours to report */ }
+        }
+      });
+    }
+
     function agentPath(agentId, suffix) {
       return '/api/agents/' + encodeURIComponent(String(agentId)) + suffix;
     }
@@ -218,7 +248,18 @@
       init: init,
       // Body as the API documents it: {agentId, agentName?, metrics?, metadata?}; it is
       // sent unchanged so fields the server learns later need no SDK update.
-      reportVitals: function (vitals) { return request('POST', '/api/vitals', vitals || {}); },
+      reportVitals: function (vitals) {
+        return request('POST', '/api/vitals', vitals || {}).then(function (answer) {
+          if (vitals && typeof vitals.agentId === 'string') noteBudget(vitals.agentId, answer);
+          return answer;
+        });
+      },
+      // The budget state of the agent's latest vitals answer ({id, remaining, percent_used,
+      // exhausted, forecast_exhaustion_at, as_of}); null before it or when no budget covers
+      // the agent. No request: it is what the server last said.
+      budget: function (agentId) {
+        return Object.prototype.hasOwnProperty.call(budgets, agentId) ? budgets[agentId] : null;
+      },
       // {agentId, type, details?, metadata?}
       reportEvent: function (event) { return request('POST', '/api/events', event || {}); },
       getAgents: function () { return request('GET', '/api/agents'); },

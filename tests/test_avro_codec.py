@@ -91,8 +91,9 @@ def test_schema_fingerprint_ignores_doc_namespace_spelling_and_defaults():
 def test_kinds_and_current_schema():
     assert codec.kinds() == ["agent_event", "agent_vital", "alert_delivery", "alert_rule", "alert_status",
                              "alert_transition", "api_key", "api_usage", "app_deployment", "app_insight",
-                             "app_metric_batch", "application", "ari_intervention", "ari_status", "delivery_state",
-                             "integration", "key_grant", "notification_policy", "quota_plan"]
+                             "app_metric_batch", "application", "ari_intervention", "ari_status", "budget",
+                             "budget_usage", "delivery_state", "integration", "key_grant", "notification_policy",
+                             "quota_plan"]
     vital = codec.current_schema("agent_vital")
     assert (vital["namespace"], vital["name"]) == ("sophra.agent", "Vital")
     assert [f["name"] for f in vital["fields"]] == [

@@ -18,6 +18,8 @@ DOCUMENTED = {
                       ("post", "/{alert_id}/silence"), ("get", "/{alert_id}/history"))),
     ("post", "/api/notifications"), ("get", "/api/notifications"), ("patch", "/api/notifications/{policy_id}"),
     ("delete", "/api/notifications/{policy_id}"),
+    ("post", "/api/budgets"), ("get", "/api/budgets"), ("get", "/api/budgets/{budget_id}"),
+    ("patch", "/api/budgets/{budget_id}"), ("delete", "/api/budgets/{budget_id}"),
     ("put", "/v1/integrations/slack"), ("get", "/v1/integrations/slack"), ("delete", "/v1/integrations/slack"),
     ("post", "/v1/applications/{app_id}/deployments"), ("get", "/v1/applications/{app_id}/deployments"),
     ("post", "/v1/applications/{app_id}/metrics"), ("get", "/v1/applications/{app_id}/metrics"),

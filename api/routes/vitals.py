@@ -1,14 +1,18 @@
-"""POST /api/vitals: validate, score health, produce the record, answer once Kafka has it."""
+"""POST /api/vitals: validate, score health, produce the record, answer once Kafka has it;
+with the agent's budget state beside the reference's fields when a budget covers it
+(the throttle signal, api/budgets.py)."""
 import json
 import time
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 
 from pipeline import health
 from pipeline.limits import VITALS_INTERVAL_S, Denied
 from pipeline.topics import AGENT_VITALS
 
 from ..auth import Tenant
+from ..budgets import signal
 from ..errors import ApiError, invalid
 from ..models import ErrorOut, RateLimited, VitalCreated, VitalOut, VitalsIn, iso_ms
 from ..publish import publish
@@ -22,12 +26,14 @@ router = APIRouter(tags=["vitals"])
 async def report_vitals(body: VitalsIn, tenant: Tenant, request: Request) -> VitalCreated:
     record = await store_vitals(request.app.state, tenant, body)
     m = body.metrics
-    return VitalCreated(health=record["overall_health"], vital=VitalOut(
+    answer = VitalCreated(health=record["overall_health"], vital=VitalOut(
         id=record["id"], agent_id=body.agentId, token_consumption=m.tokenConsumption,
         hallucination_rate=m.hallucinationRate, loop_frequency=m.loopCount,
         directive_conflicts=m.conflictCount, overall_health=record["overall_health"],
         recorded_at=iso_ms(record["recorded_at"]),
-    ))
+    ), budget=signal(request.app.state, record))
+    # an agent no budget covers gets the reference's answer exactly, without a `budget` key
+    return JSONResponse(answer.model_dump(exclude={"budget"} if answer.budget is None else None))
 
 
 async def store_vitals(state, tenant: str, body: VitalsIn) -> dict:

@@ -1,7 +1,7 @@
 """The Faust worker: ARI per agent, with its state in a changelogged table; beside it,
 per application the deployment watch (deployments.py), the anomaly watch and its
 insights for applications and agents (anomalies.py), alert evaluation for applications
-and agents (alerts.py) and the /v1 quota sums (quota.py).
+and agents (alerts.py), the /v1 quota sums (quota.py) and token budget counts (budgets.py).
 
 One agent consumes the vitals and events topics (co-partitioned: same key, same
 partition count, same murmur2 partitioner), runs the drift engine (pipeline/ari) and
@@ -30,9 +30,10 @@ from sophra.settings import Settings
 
 from ..alerts.rulebook import RuleBook
 from ..ari.engine import new_state, step_event, step_vital
+from ..budget_book import BudgetBook
 from ..topics import (ALERT_RULES, AGENT_EVENTS, AGENT_VITALS, APP_INSIGHTS, APP_METRICS, ARI_INTERVENTIONS, ARI_STATUS,
-                      WORKER_STATE_TABLE, TopicSpec, ensure_topics, table_changelog)
-from . import alerts, anomalies, deployments, quota
+                      BUDGETS, WORKER_STATE_TABLE, TopicSpec, ensure_topics, table_changelog)
+from . import alerts, anomalies, budgets, deployments, quota
 from .failstop import finish
 from .offsets import applied, applied_before_offsets, mark
 from .outlet import Outlet
@@ -44,8 +45,9 @@ BATCH = 500
 BATCH_WITHIN_S = 0.05
 
 
-def create_app(settings: Settings, bootstrap: str, rules: RuleBook) -> faust.App:
-    """The worker's Faust app; `rules` is the started book of alert rules it evaluates."""
+def create_app(settings: Settings, bootstrap: str, rules: RuleBook, book: BudgetBook) -> faust.App:
+    """The worker's Faust app; `rules` is the started book of alert rules it evaluates,
+    `book` the started book of token budgets it counts."""
     app = faust.App(
         settings.worker_id,
         broker=f"kafka://{bootstrap}",
@@ -91,7 +93,8 @@ def create_app(settings: Settings, bootstrap: str, rules: RuleBook) -> faust.App
 
     quota.register(app, settings)  # /v1 quota: usage sums per key and hour
     app.sophra_tables = {WORKER_STATE_TABLE: agents, anomalies.table_name("agent"): detectors.table,
-                         **deployments.register(app, settings, raw), **alerts.register(app, settings, raw, rules)}
+                         **deployments.register(app, settings, raw), **alerts.register(app, settings, raw, rules),
+                         **budgets.register(app, settings, raw, book)}
     return app
 
 
@@ -170,7 +173,7 @@ def changelogs(worker_id: str) -> list[TopicSpec]:
     first state write fails (it did, in a fault run, for app_state)."""
     return [table_changelog(worker_id, WORKER_STATE_TABLE, AGENT_VITALS.partitions),
             table_changelog(worker_id, deployments.TABLE, APP_METRICS.partitions), *alerts.changelogs(worker_id),
-            *anomalies.changelogs(worker_id)]
+            *anomalies.changelogs(worker_id), *budgets.changelogs(worker_id)]
 
 
 def run(settings: Settings, bootstrap: str, loglevel: str = "warn") -> None:
@@ -179,7 +182,8 @@ def run(settings: Settings, bootstrap: str, loglevel: str = "warn") -> None:
     ensure_topics(bootstrap, specs=changelogs(settings.worker_id))
     # Every rule is known before the first record is evaluated; the book then follows the topic.
     rules = RuleBook(bootstrap, settings.topic(ALERT_RULES.name)).start()
-    app = create_app(settings, bootstrap, rules)
+    book = BudgetBook(bootstrap, settings.topic(BUDGETS.name)).start()
+    app = create_app(settings, bootstrap, rules, book)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     # Faust's terminal spinner sets the root logger to DEBUG (Worker._setup_spinner_handler),
     # so every aiokafka and Faust debug call built a record: 8 % of the worker's time under
@@ -189,3 +193,4 @@ def run(settings: Settings, bootstrap: str, loglevel: str = "warn") -> None:
         worker.execute_from_commandline()
     finally:
         rules.stop()
+        book.stop()

@@ -14,11 +14,13 @@ offsets (Consumer.commit), so no offset is committed ahead of the states that ho
 """
 
 
-async def write_states(table, states: dict) -> None:
+async def write_states(table, states: dict, partition_of=None) -> None:
     """What `table[key] = state` does for each, sent at once (the store is memory://:
-    nothing to record on delivery)."""
+    nothing to record on delivery). `partition_of(key)` picks the changelog partition
+    when the key does not hash to it (default: the table's partitioner)."""
     topic = table.changelog_topic
+    partition_of = partition_of or table.partition_for_key
     for key, state in states.items():
         table.data[key] = state
-        await topic.send(key=key, value=state, partition=table.partition_for_key(key),
+        await topic.send(key=key, value=state, partition=partition_of(key),
                          key_serializer=table.key_serializer, value_serializer=table.value_serializer, force=True)

@@ -194,6 +194,25 @@ check('bad option types throw at init', async () => {
   assert.throws(() => sophra.createClient({ apiKey: 'k', timeoutMs: 0 }), TypeError);
   assert.throws(() => sophra.createClient({ apiKey: 'k', maxRetryMs: -1 }), TypeError);
   assert.throws(() => sophra.createClient({ apiKey: 'k', baseUrl: 42 }), TypeError);
+  assert.throws(() => sophra.createClient({ apiKey: 'k', onBudget: 'call me' }), TypeError);
+  assert.throws(() => sophra.createClient({ apiKey: 'k', budgetThresholds: 80 }), TypeError);
+  assert.throws(() => sophra.createClient({ apiKey: 'k', budgetThresholds: [80, 0] }), TypeError);
+});
+
+check('budget(agentId) and onBudget: once per threshold crossed upward, again after a reset', async () => {
+  const answer = (id, percent) => json(200, { success: true, budget: { id, percent_used: percent } });
+  const crossed = [];
+  const { sophra } = client([answer('b1', 50), answer('b1', 90), answer('b1', 95), answer('b1', 10),
+                             answer('b1', 101), answer('b2', 85), json(200, { success: true })],
+                            { onBudget: (agentId, t, b) => { crossed.push([agentId, t, b.percent_used]); throw new Error('x'); } });
+  assert.strictEqual(sophra.budget('a'), null);
+  const seen = [];
+  for (let i = 0; i < 7; i++) {
+    await sophra.reportVitals({ agentId: 'a' });
+    seen.push(sophra.budget('a') && sophra.budget('a').percent_used);
+  }
+  assert.deepStrictEqual(seen, [50, 90, 95, 10, 101, 85, null]);
+  assert.deepStrictEqual(crossed, [['a', 80, 90], ['a', 80, 101], ['a', 100, 101], ['a', 80, 85]]);
 });
 
 // The checks share nothing but the module, so they run concurrently to keep this quick.

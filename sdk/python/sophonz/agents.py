@@ -15,10 +15,11 @@ import math
 import os
 import time
 import urllib.parse
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from ._backoff import Backoff
 from ._http import error_for, exchange
+from .budget import DEFAULT_THRESHOLDS, BudgetWatch, OnBudget
 from .client import USER_AGENT, Time, _json_default, _query_value, _seg
 from .errors import SophonzError
 
@@ -126,10 +127,15 @@ class AgentClient:
     timeout    Seconds for each attempt's connection and reads.
     max_retry  No retry starts later than this many seconds after the first attempt;
                0 disables retries (see _backoff.py for the rules).
+    on_budget  on_budget(agent_id, threshold, budget): called when an agent's token budget
+               use crosses one of `budget_thresholds` (percent, default 80 and 100) upward,
+               as seen in its vitals answers (budget.py); `budget(agent_id)` is the latest.
     """
 
     def __init__(self, api_key: Optional[str] = None, base_url: Optional[str] = None, *,
-                 timeout: float = DEFAULT_TIMEOUT, max_retry: float = DEFAULT_MAX_RETRY):
+                 timeout: float = DEFAULT_TIMEOUT, max_retry: float = DEFAULT_MAX_RETRY,
+                 on_budget: Optional[OnBudget] = None, budget_thresholds: Sequence[float] = DEFAULT_THRESHOLDS):
+        self.budgets = BudgetWatch(budget_thresholds, on_budget)
         if base_url is not None and not isinstance(base_url, str):
             raise TypeError("base_url must be a string")
         self.api_key = api_key or os.environ.get("SOPHONZ_API_KEY") or os.environ.get("SOPHRA_API_KEY") or None
@@ -172,6 +178,12 @@ class AgentClient:
         """GET /api/agents/{id}/ari: ARI status, checkups and the newest `limit` interventions."""
         return self.send(_Requests.get_ari(agent_id, limit))
 
+    def budget(self, agent_id: str) -> Optional[Dict[str, Any]]:
+        """The token budget state of the agent's latest vitals answer: {"id", "remaining",
+        "percent_used", "exhausted", "forecast_exhaustion_at", "as_of"}; None before its first
+        answer or when no budget covers it. No request: it is what the server last said."""
+        return self.budgets.get(agent_id)
+
     def background(self, *, queue_size: int = 1000, exit_timeout: float = 5.0) -> "BackgroundReporter":
         """A BackgroundReporter sending this client's reports from a daemon thread."""
         from .background import BackgroundReporter
@@ -201,6 +213,7 @@ class AgentClient:
             headers["Content-Type"] = "application/json"
         status, res_headers, parsed = exchange(method, self.base_url + path, headers, data, self.timeout)
         if 200 <= status < 300:
+            self.budgets.seen(prepared, parsed)
             return parsed
         raise error_for(status, res_headers, parsed, f"{method} {path.split('?')[0]}")
 
@@ -217,8 +230,10 @@ class AsyncAgentClient:
     """
 
     def __init__(self, api_key: Optional[str] = None, base_url: Optional[str] = None, *,
-                 timeout: float = DEFAULT_TIMEOUT, max_retry: float = DEFAULT_MAX_RETRY):
-        self.sync = AgentClient(api_key, base_url, timeout=timeout, max_retry=max_retry)
+                 timeout: float = DEFAULT_TIMEOUT, max_retry: float = DEFAULT_MAX_RETRY,
+                 on_budget: Optional[OnBudget] = None, budget_thresholds: Sequence[float] = DEFAULT_THRESHOLDS):
+        self.sync = AgentClient(api_key, base_url, timeout=timeout, max_retry=max_retry, on_budget=on_budget,
+                                budget_thresholds=budget_thresholds)
 
     def __repr__(self) -> str:
         return f"AsyncAgentClient(base_url={self.sync.base_url!r})"
@@ -230,6 +245,10 @@ class AsyncAgentClient:
     async def report_event(self, agent_id: str, type: str, details: Optional[str] = None, *,
                            metadata: Optional[Dict[str, Any]] = None) -> Json:
         return await self.send(_Requests.report_event(agent_id, type, details, metadata))
+
+    def budget(self, agent_id: str) -> Optional[Dict[str, Any]]:
+        """As AgentClient.budget: no request, the latest answer's budget state."""
+        return self.sync.budget(agent_id)
 
     async def list_agents(self) -> Json:
         return await self.send(_Requests.list_agents())
