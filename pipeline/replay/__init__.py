@@ -62,10 +62,11 @@ from ..store.migrate import migrate
 from ..topics import ensure_topics
 from .ari import AriResult, changelog_topic, derive, replay_ari
 from .common import Context, ReplayError, parse_time
+from .alerts import AlertsResult, replay_alerts
 from .deployments import DeploymentsResult, replay_deployments
 
-PARTS = ("ari", "deployments")
-_RUN = {"ari": replay_ari, "deployments": replay_deployments}
+PARTS = ("ari", "deployments", "alerts")
+_RUN = {"ari": replay_ari, "deployments": replay_deployments, "alerts": replay_alerts}
 
 __all__ = ["PARTS", "ReplayError", "ReplayResult", "changelog_topic", "derive", "parse_only", "parse_time", "replay",
            "run"]
@@ -86,11 +87,12 @@ def parse_only(values: list[str] | None) -> tuple[str, ...]:
 class ReplayResult:
     ari: AriResult | None = None
     deployments: DeploymentsResult | None = None
+    alerts: AlertsResult | None = None
     seconds: float = 0.0
     phases: dict = field(default_factory=dict)  # phase -> seconds, in order, adding up to `seconds`
 
     def summary(self) -> str:
-        parts = "; ".join(r.summary() for r in (self.ari, self.deployments) if r is not None)
+        parts = "; ".join(r.summary() for r in (self.ari, self.deployments, self.alerts) if r is not None)
         return (f"replay done: {parts}, {self.seconds:.1f}s"
                 + (" (" + ", ".join(f"{k} {v:.1f}s" for k, v in self.phases.items()) + ")" if self.phases else ""))
 

@@ -121,11 +121,12 @@ def land_unlanded(settings: Settings, bootstrap: str, admin: AdminClient, topics
     return lag
 
 
-def delete(ch, table: str, where: str) -> int:
+def delete(ch, table: str, where: str, parameters: dict | None = None) -> int:
     """Delete the rows `where` selects (synchronously); how many there were (FINAL)."""
-    n = ch.query(f"SELECT count() FROM {table} FINAL WHERE {where}").result_rows[0][0]
+    n = ch.query(f"SELECT count() FROM {table} FINAL WHERE {where}", parameters=parameters).result_rows[0][0]
     if n:
-        ch.command(f"DELETE FROM {table} WHERE {where}", settings={"lightweight_deletes_sync": 2})
+        ch.command(f"DELETE FROM {table} WHERE {where}", parameters=parameters,
+                   settings={"lightweight_deletes_sync": 2})
     return n
 
 

@@ -179,9 +179,8 @@ def replay_deployments(ctx: Context, phases: dict) -> DeploymentsResult:
     old = ch.query(f"SELECT tenant, application_id, id FROM app_deployments FINAL WHERE {where}").result_rows
     gone = sorted({insight_id(t, a, "deployment", i) for t, a, i in old}
                   | {r["id"] for _, r in insights})
-    if gone:
-        ch.command("DELETE FROM app_insights WHERE type = 'deployment' AND id IN %(ids)s",
-                   parameters={"ids": gone}, settings={"lightweight_deletes_sync": 2})
+    for chunk in range(0, len(gone), 1000):
+        delete(ch, "app_insights", "type = 'deployment' AND id IN %(ids)s", {"ids": gone[chunk:chunk + 1000]})
     result.deleted = delete(ch, "app_deployments", where)
     writer = Writer(bootstrap)
     for key, record in revisions:
