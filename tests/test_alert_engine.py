@@ -147,7 +147,7 @@ def test_replays_clock_derives_what_a_tick_a_second_derives():
     assert notices(got_a) == notices(got_b) == [("firing", "no_data", "no_data", WALL + 5 * MIN, None)]
     assert [t["id"] for _, t in got_a if _ == "alert_transition"] == [
         t["id"] for _, t in got_b if _ == "alert_transition"]
-    assert a == b
+    assert same(a) == same(b)
 
     # Points every 10 s keep it firing: one reminder an hour after it fired, the same either way.
     a, b = fired(), fired()
@@ -162,4 +162,10 @@ def test_replays_clock_derives_what_a_tick_a_second_derives():
     assert [t["at"] for k, t in got_a if k == "alert_transition"] == reminders
     assert [t["id"] for k, t in got_a if k == "alert_transition"] == [t["id"] for k, t in got_b
                                                                       if k == "alert_transition"]
-    assert a == b
+    assert same(a) == same(b)
+
+
+def same(state: dict) -> dict:
+    """A state without its status versions: those are the wall time of the tick that wrote
+    them (the due time for replay's clock, the next whole second for the worker's)."""
+    return {**state, "rules": {k: {f: v for f, v in rs.items() if f != "version"} for k, rs in state["rules"].items()}}

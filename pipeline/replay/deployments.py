@@ -170,7 +170,6 @@ def replay_deployments(ctx: Context, phases: dict) -> DeploymentsResult:
     finally:
         consumer.close()
     result.applications = len(result.states)
-    t1 = time.monotonic()
 
     # Replace: land what the sink had not landed, delete the window's rows, produce, land.
     result.landed = land_unlanded(settings, bootstrap, ctx.admin, [settings.topic(APP_DEPLOYMENTS.name),
