@@ -16,8 +16,9 @@ transitions and statuses, and the worker's `application_alert_state` and
    transition only the changed rule derives has a new id and is delivered once (or
    recorded `stale` when it happened more than 24 h ago, as for any late notification).
    Refusals, before anything is deleted: retention emptied a partition holding a subject
-   with transitions in the window, or dropped the start of a partition whose first
-   retained record (received_at / recorded_at) is later than --from.
+   with transitions in the window, or dropped the start of a partition, holding a
+   subject with rules, whose first retained record (received_at / recorded_at) is later
+   than --from.
 2. Replace, for the rules of the subjects replayed: land what the sink had not landed
    yet of `app.alerts` and `app.alert_status`, delete their `alert_transitions` rows with
    `at` in [from, to) and their `alert_status` rows, produce the recomputed transitions
@@ -154,10 +155,6 @@ def replay_alerts(ctx: Context, phases: dict) -> AlertsResult:
                 part = {(topic, p): marks[(topic, p)]}
                 per_key, first, records, skipped = _read_partition(consumer, part, kind, TIME_FIELD[scope],
                                                                    progress.advance)
-                for (_, _), kept_from in first.items():
-                    if marks[(topic, p)][0] > 0 and kept_from > since:  # retention dropped records after --from
-                        raise ReplayError(f"{topic}[{p}] keeps history only from {iso(kept_from)}; "
-                                          "choose a later --from (nothing was changed)")
                 result.records += records
                 result.skipped += skipped
                 for key, history in per_key.items():
@@ -165,7 +162,11 @@ def replay_alerts(ctx: Context, phases: dict) -> AlertsResult:
                     rules = book.for_subject(record["tenant"], scope, record[subject_field])
                     state, trs, sts = derive(scope, rules, history, now)
                     if state is None:
-                        continue
+                        continue  # no rule watches it
+                    kept_from = first[(topic, p)]
+                    if marks[(topic, p)][0] > 0 and kept_from > since:  # retention dropped records after --from
+                        raise ReplayError(f"{topic}[{p}] keeps history only from {iso(kept_from)}; "
+                                          "choose a later --from (nothing was changed)")
                     state["offset"] = marks[(topic, p)][1] - 1
                     result.states[(scope, key)] = (p, state)
                     rule_ids |= {r.id for r in rules}
