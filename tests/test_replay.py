@@ -343,7 +343,10 @@ def test_cli_help_and_a_cli_run(env, tmp_path):
     assert res.stdout.startswith(f"replay done: {n_records} records read (0 skipped), 4 agents, "
                                  "3 interventions written, 1 rows deleted"), res.stdout  # the unlanded one
     assert f"100.0% {n_records}/{n_records} records" in res.stderr
-    assert "; deployments: 0 records read" in res.stdout and "; alerts: 0 records read" in res.stdout
+    # the other parts ran too: no application records; the vitals, but no alert rule watching them
+    n_vitals = sum(len(v) for v, _ in hist.values())
+    assert "; deployments: 0 records read (0 skipped), 0 applications, 0 deployments written" in res.stdout
+    assert f"; alerts: {n_vitals} records read (0 skipped), 0 subjects, 0 rules, 0 transitions" in res.stdout
     res = subprocess.run(cmd[:-1] + ["soon"], capture_output=True, text=True, env=base, timeout=60)
     assert res.returncode == 1 and "sophra replay: not an ISO 8601 time: 'soon'" in res.stderr
     res = subprocess.run(cmd + ["--only", "ari,insights"], capture_output=True, text=True, env=base, timeout=60)
