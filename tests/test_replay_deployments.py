@@ -148,18 +148,23 @@ def test_a_verdict_a_changed_threshold_turns_is_replaced_exactly(env, monkeypatc
     assert insights(ch) == [insight("app_b", "deploy_d2", "v7", D2_FAILED[3], D2_DONE)]
 
     # The worker's app_state: each application's recomputed state, once per replay, applied
-    # up to the watermarks; the second one decided under the new rule.
+    # up to the watermarks taken at its start (the second's include the revisions the first
+    # wrote to app.deployments: one per application); the second decided under the new rule.
     log = states(s)
     assert set(log) == {KEY_A, KEY_B}
     for key, done in ((KEY_A, ["deploy_old", "deploy_d1"]), (KEY_B, ["deploy_d2"])):
         assert len(log[key]) == 2
-        partition, state = log[key][-1]
-        assert (state["open"], state["probing"], state["done"]) == ({}, {}, done)
-        assert WATCH not in state
-        n = {APP_DEPLOYMENTS: sum(1 for k, kind, _ in HISTORY if kind == "app_deployment"
-                                  and partition_of(k) == partition),
-             APP_METRICS: sum(1 for k, kind, _ in HISTORY if kind == "app_metric_batch" and partition_of(k) == partition)}
-        assert state["offsets"] == {f"{s.topic(t.name)}/{partition}": c - 1 for t, c in n.items() if c}
+        partition = log[key][0][0]
+        for run, (part, state) in enumerate(log[key]):
+            assert part == partition == partition_of(key)
+            assert (state["open"], state["probing"], state["done"]) == ({}, {}, done)
+            assert WATCH not in state
+            n = {APP_DEPLOYMENTS: sum(1 for k, kind, _ in HISTORY if kind == "app_deployment"
+                                      and partition_of(k) == partition)
+                 + run * sum(1 for k in (KEY_A, KEY_B) if partition_of(k) == partition),
+                 APP_METRICS: sum(1 for k, kind, _ in HISTORY if kind == "app_metric_batch"
+                                  and partition_of(k) == partition)}
+            assert state["offsets"] == {f"{s.topic(t.name)}/{partition}": c - 1 for t, c in n.items() if c}
 
 
 def partition_of(key):
