@@ -8,12 +8,13 @@ import subprocess
 import sys
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from pipeline import deployments as D
 from pipeline.insights import insight_id
 from pipeline.producer import producer_config
-from pipeline.replay import replay
+from pipeline.replay import ReplayError, replay
 from pipeline.replay.common import partition_of as of
 from pipeline.replay.deployments import changelog_topic
 from pipeline.store.clickhouse import connect
@@ -205,3 +206,16 @@ def test_a_worker_restarted_after_replay_resumes_from_the_replayed_state(env, tm
     # app_a got no record of its own: whatever the worker wrote for it holds replay's decisions
     for _, st in states(s)[KEY_A]:
         assert st["done"] == replayed[KEY_A]["done"] and st["minutes"] == replayed[KEY_A]["minutes"]
+
+
+def test_replay_refuses_when_retention_dropped_deployment_history_after_from(env):
+    s, ch = env
+    topic = s.topic(APP_DEPLOYMENTS.name)
+    admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap_servers})
+    # app_a's first record there (deploy_old's pending) is gone: the next one started after --from
+    [done] = admin.delete_records([TopicPartition(topic, partition_of(KEY_A), 1)]).values()
+    done.result(10)
+    with pytest.raises(ReplayError, match=rf"{topic}\[{partition_of(KEY_A)}\] keeps history only from "
+                                          r"2026-11-18T11:26:40\+00:00; choose a later --from"):
+        replay(s, s.kafka_bootstrap_servers, FROM, only=("deployments",))
+    assert deployments(ch) == [GONE_ROW, OLD_ROW]  # untouched
