@@ -16,7 +16,8 @@ from confluent_kafka.admin import AdminClient
 from pipeline.alerts.evaluate import transition_id
 from pipeline.history import group_members
 from pipeline.producer import producer_config
-from pipeline.replay import replay
+from pipeline.replay import ReplayError, replay
+from pipeline.replay.common import partition_of
 from pipeline.store.clickhouse import connect
 from pipeline.store.migrate import migrate
 from pipeline.topics import ALERT_RULES, APP_ALERTS, APP_METRICS, ensure_topics
@@ -139,3 +140,22 @@ def test_replay_delivers_only_the_transitions_a_changed_rule_adds(make_settings,
             for proc in (worker, notifier):
                 if proc.poll() is None:
                     terminate(proc)
+
+
+def test_replay_refuses_when_retention_dropped_watched_history_after_from(make_settings):
+    s = make_settings()
+    ensure_topics(s.kafka_bootstrap_servers, s.topic_prefix)
+    migrate(s.clickhouse_dsn, s.clickhouse_database)
+    now = int(time.time() * 1000)
+    t0 = now - 30 * MIN
+    produce(s, ALERT_RULES, b"alert_a", "alert_rule", rule("alert_a", 0.05, "http://127.0.0.1:9/hook", now - 1000))
+    metrics(s, 1, t0, 0.1)
+    metrics(s, 2, t0 + MIN, 0.1)
+    topic = s.topic(APP_METRICS.name)
+    p = partition_of(f"{TENANT}/{APP}".encode(), APP_METRICS.partitions)
+    admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap_servers})  # kept: its futures die with it
+    [done] = admin.delete_records([TopicPartition(topic, p, 1)]).values()
+    done.result(10)
+    # the first batch is gone, and the second was received after --from: its history can't be recomputed
+    with pytest.raises(ReplayError, match=rf"{topic}\[{p}\] keeps history only from .*; choose a later --from"):
+        replay(s, s.kafka_bootstrap_servers, t0 - 10 * MIN, only=("alerts",))
