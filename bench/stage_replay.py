@@ -9,7 +9,7 @@ the same topics alone, in the same run (bench/README.md, "replay").
 2. Baseline, "reading alone": a plain confluent-kafka consumer, every partition of both
    topics assigned, `consume(num_messages=10000)` up to the high watermarks, each record
    decoded with schemas/codec (decode included, as replay must decode too).
-3. Subject: `python -m sophra replay --from <the middle of the history>` as a subprocess
+3. Subject: `python -m sophra replay --from <the middle of the history> --only ari` as a subprocess
    on the external-broker path (KAFKA_BOOTSTRAP_SERVERS, CLICKHOUSE_URL=chdb://<temp>,
    a fresh worker id and sink group), the whole command: preconditions, reading,
    deriving, deleting, producing, inserting, writing the worker's states. Its rate is
@@ -146,7 +146,7 @@ def mark_derived_landed(bootstrap: str, prefix: str, group: str) -> None:
 
 def run_replay(env: dict, since_iso: str) -> tuple[dict, float]:
     t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, "-m", "sophra", "replay", "--from", since_iso], cwd=ROOT, env=env,
+    res = subprocess.run([sys.executable, "-m", "sophra", "replay", "--from", since_iso, "--only", "ari"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=600)
     wall = time.perf_counter() - t0
     m = SUMMARY.search(res.stdout)

@@ -22,6 +22,12 @@ size (and the changelog record written after every batch) stays bounded whatever
 point rate. So the windows are whole minutes: "before" is the BEFORE_MS of minutes
 ending at the minute of started_at, "after" the AFTER_MS of minutes from it.
 """
+import logging
+
+from . import insights as I
+
+log = logging.getLogger("sophra.worker.deployments")
+
 BEFORE_MS = 15 * 60_000
 AFTER_MS = 5 * 60_000
 MINUTE_MS = 60_000
@@ -121,3 +127,48 @@ def outcome(dep: dict, reasons: list[str], completed_at: int | None) -> dict:
 def probe_result(dep: dict, failure: str | None) -> dict:
     """The record that brings a health check's result back: an in_progress revision."""
     return {**dep, "probed": True, "probe_failure": failure}
+
+
+# -- the step: the worker (pipeline/worker/deployments.py) and replay (pipeline/replay) run it --
+
+def apply(state: dict, kind: str, record: dict) -> list[tuple[str, bytes, dict]]:
+    """Step one application's state by one record; the (kind, key, record)s to produce.
+    Never waits on anything: a health check to run shows as state["probing"]."""
+    tenant = record["tenant"]
+    key = f"{tenant}/{record['application_id']}".encode()
+    probing = state.setdefault("probing", {})  # states changelogged before health checks moved out
+    out = []
+    if kind == "app_deployment" and record["probed"]:
+        waiting = probing.pop(record["id"], None)
+        if waiting is not None:  # else a duplicate (a probe started again after a restart): ignored
+            failure = [record["probe_failure"]] if record["probe_failure"] else []
+            out += _decide(state, key, state["open"][record["id"]], waiting["reasons"] + failure,
+                           waiting["completed_at"])
+        return out
+    if kind == "app_deployment":
+        if record["status"] == "pending" and record["id"] not in state["open"] and record["id"] not in state["done"]:
+            started = {**record, "status": "in_progress", "revision": 1}
+            state["open"][record["id"]] = started
+            out.append(("app_deployment", key, started))
+    elif kind == "app_metric_batch":
+        add_points(state, record["points"])
+    for dep_id, dep in list(state["open"].items()):
+        if dep_id not in probing and due(state, dep["started_at"]):
+            healthy, reasons, measured = verdict(state, dep["started_at"], None)
+            log.info("deployment %s: metrics %s %s", dep_id, "healthy" if healthy else "unhealthy", measured)
+            if dep["health_url"]:
+                probing[dep_id] = {"reasons": reasons, "completed_at": newest(state)}
+            else:
+                out += _decide(state, key, dep, reasons, newest(state))
+    return out
+
+
+def _decide(state: dict, key: bytes, dep: dict, reasons: list[str], completed_at: int | None) -> list:
+    decided = outcome(dep, reasons, completed_at)
+    out = [("app_deployment", key, decided)]
+    if reasons:
+        out.append(("app_insight", key, I.deployment_insight(dep["tenant"], decided, completed_at)))
+    log.info("deployment %s: %s", dep["id"], decided["status"])
+    del state["open"][dep["id"]]
+    state["done"] = (state["done"] + [dep["id"]])[-DONE_KEPT:]
+    return out

@@ -7,7 +7,7 @@ notices, worded for a person. Two sources (docs/insights.md):
   the same time). One insight per episode: its id comes from the series and the minute
   the episode started, and each change is a higher `version` of it (status open, then
   resolved).
-- a failed or rolled back deployment (pipeline/worker/deployments.py), one per deployment.
+- a failed or rolled back deployment (the step in pipeline/deployments.py), one per deployment.
 
 Ids and versions come from the data, so replaying the same records gives the same rows.
 """

@@ -6,7 +6,7 @@
     sophra sink     the ClickHouse sink
     sophra notifier deliver alerts: email, Slack, webhooks
     sophra migrate  apply ClickHouse migrations
-    sophra replay   recompute ARI's derived records after a rule change
+    sophra replay   recompute what the worker derived (ARI, deployments, alerts) after a rule change
     sophra rebuild  land the record topics again into fresh ClickHouse tables and swap them in
     sophra plan     set an account's plan (standard, pro, enterprise): its /v1 hourly quota
     sophra account  create an account, or a new key of one (SOPHRA_SIGNUP=closed; a lost key)
@@ -192,13 +192,13 @@ def cmd_migrate(args) -> int:
 
 def cmd_replay(args) -> int:
     from pipeline.history import HistoryError
-    from pipeline.replay import parse_time, run
+    from pipeline.replay import parse_only, parse_time, run
 
     settings = _settings(args)
     try:
         since = parse_time(args.since)
         until = parse_time(args.until) if args.until else None
-        result = run(settings, since, until, out=sys.stderr)
+        result = run(settings, since, until, out=sys.stderr, only=parse_only(args.only))
     except (HistoryError, ValueError) as exc:
         raise SystemExit(f"sophra replay: {exc}")
     print(result.summary(), flush=True)
@@ -295,7 +295,8 @@ def parser() -> argparse.ArgumentParser:
         ("sink", cmd_sink, [common], "run the ClickHouse sink"),
         ("notifier", cmd_notifier, [common], "deliver alerts and ARI notifications (email, Slack, webhooks)"),
         ("migrate", cmd_migrate, [common], "apply ClickHouse migrations"),
-        ("replay", cmd_replay, [common], "recompute ARI's derived records after a rule change (stop the worker first)"),
+        ("replay", cmd_replay, [common], "recompute what the worker derived (ARI, deployment verdicts, alert "
+                                         "transitions) after a rule change (stop the worker first)"),
         ("rebuild", cmd_rebuild, [common], "land the record topics again into fresh ClickHouse tables and swap them "
                                            "in (stop the sink first; README \"Rebuild\")"),
         ("sql", cmd_sql, [common], "SQL on the engine across every account: -e QUERY, or a shell (docs/sql.md)"),
@@ -308,9 +309,13 @@ def parser() -> argparse.ArgumentParser:
     sub.choices["api"].add_argument("--with-sink", action="store_true", help="also run the sink in this process")
     replay = sub.choices["replay"]
     replay.add_argument("--from", dest="since", required=True, metavar="ISO",
-                        help="replace interventions opened at or after this ISO 8601 time (no zone = UTC)")
+                        help="replace what was derived at or after this ISO 8601 time (no zone = UTC): "
+                             "interventions opened, deployments started, alert transitions")
     replay.add_argument("--to", dest="until", metavar="ISO",
-                        help="replace only interventions opened before this time (default: no end)")
+                        help="replace only what was derived before this time (default: no end)")
+    replay.add_argument("--only", action="append", metavar="PART",
+                        help="recompute only these: ari, deployments, alerts (repeatable or comma-separated; "
+                             "default: all)")
     rebuild = sub.choices["rebuild"]
     rebuild.add_argument("--tables", nargs="+", metavar="TABLE",
                          help="only these tables the sink lands (default: all of them, e.g. app_metrics, "

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.alerts import series as S
 from pipeline.alerts.conditions import Rule, duration_ms, window_ms
-from pipeline.alerts.evaluate import new_state, observe, tick, transition_id, vital_points
+from pipeline.alerts.evaluate import new_state, observe, run_clock, tick, transition_id, vital_points
 
 T0 = 1_795_464_000_000  # 2026-11-23T20:00:00Z, a whole minute
 S_ = 1000
@@ -127,3 +127,45 @@ def test_operators_and_an_agent_vital_as_points():
     assert vital_points(vital) == [("tokenConsumption", 90000.0, T0), ("hallucinationRate", 0.02, T0),
                                    ("loopCount", 3.0, T0), ("conflictCount", 1.0, T0),
                                    ("tokenUsagePercent", 90.0, T0), ("latencyP95Ms", 340.0, T0)]
+
+
+def test_replays_clock_derives_what_a_tick_a_second_derives():
+    """run_clock (replay's clock) jumps from due time to due time; the worker ticks every
+    second. Over 3 h after a firing (repeat 1h, data stopping after the firing), both
+    derive the same transitions with the same ids: the no_data after a window of
+    silence and nothing else, then, with points again, a reminder an hour after it fired."""
+    r = rule(repeat_interval_ms=3_600_000)
+    def fired():
+        state = new_state()
+        observe(state, [r], [("error_rate", 0.5, T0)], WALL)
+        return state
+    a, b = fired(), fired()
+    got_a = run_clock(a, [r], WALL + 3 * 3_600_000)
+    got_b = []
+    for wall in range(WALL + S_, WALL + 3 * 3_600_000 + 1, S_):
+        got_b += tick(b, [r], wall)
+    assert notices(got_a) == notices(got_b) == [("firing", "no_data", "no_data", WALL + 5 * MIN, None)]
+    assert [t["id"] for _, t in got_a if _ == "alert_transition"] == [
+        t["id"] for _, t in got_b if _ == "alert_transition"]
+    assert same(a) == same(b)
+
+    # Points every 10 s keep it firing: one reminder an hour after it fired, the same either way.
+    a, b = fired(), fired()
+    got_a, got_b = [], []
+    for i in range(1, 4 * 60 * 6):  # 4 h of points every 10 s, data time = wall time here
+        wall = WALL + i * 10 * S_
+        got_a += run_clock(a, [r], wall) + observe(a, [r], [("error_rate", 0.5, T0 + i * 10 * S_)], wall)
+        for w in range(wall - 10 * S_ + S_, wall + 1, S_):
+            got_b += tick(b, [r], w)
+        got_b += observe(b, [r], [("error_rate", 0.5, T0 + i * 10 * S_)], wall)
+    reminders = [(WALL + k * 3_600_000) for k in (1, 2, 3)]
+    assert [t["at"] for k, t in got_a if k == "alert_transition"] == reminders
+    assert [t["id"] for k, t in got_a if k == "alert_transition"] == [t["id"] for k, t in got_b
+                                                                      if k == "alert_transition"]
+    assert same(a) == same(b)
+
+
+def same(state: dict) -> dict:
+    """A state without its status versions: those are the wall time of the tick that wrote
+    them (the due time for replay's clock, the next whole second for the worker's)."""
+    return {**state, "rules": {k: {f: v for f, v in rs.items() if f != "version"} for k, rs in state["rules"].items()}}

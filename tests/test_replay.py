@@ -12,7 +12,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from pipeline.producer import producer_config
-from pipeline.replay import ReplayError, changelog_topic, parse_time, replay, run as run_replay
+from pipeline.replay import ReplayError, changelog_topic, parse_only, parse_time, replay, run as run_replay
 from pipeline.sink.consumer import Sink
 from pipeline.store.clickhouse import connect
 from pipeline.store.migrate import migrate
@@ -134,10 +134,10 @@ def read_to(s, hist, partition, p):
     return ends
 
 
-def land_all(s):
+def land_all(s, topics=(ARI_INTERVENTIONS, ARI_STATUS)):
     """Run the real sink until it has committed everything on the derived topics."""
     c = Consumer({"bootstrap.servers": s.kafka_bootstrap_servers, "group.id": s.sink_group})
-    tps = [TopicPartition(s.topic(t.name), p) for t in (ARI_INTERVENTIONS, ARI_STATUS) for p in range(t.partitions)]
+    tps = [TopicPartition(s.topic(t.name), p) for t in topics for p in range(t.partitions)]
 
     def caught_up():
         return all(max(tp.offset, 0) >= c.get_watermark_offsets(tp, timeout=10)[1]
@@ -165,19 +165,21 @@ def test_replay_replaces_derived_rows_and_rewrites_the_worker_state(env):
     assert stored(ch) == want                            # no iv_stale_p4, no iv_unlanded_p4, nothing for healthy
     assert statuses(ch) == expected_statuses(hist)
     n_records = sum(len(v) + len(e) for v, e in hist.values())
-    assert (first.records, first.skipped, first.agents, first.interventions, first.statuses) == (n_records, 0, 4, 3, 4)
-    assert (first.deleted, first.landed) == (3, 1)       # stale post-from, old burnout, the one landed first
+    assert (first.ari.records, first.ari.skipped, first.ari.agents, first.ari.interventions,
+            first.ari.statuses) == (n_records, 0, 4, 3, 4)
+    assert (first.ari.deleted, first.ari.landed) == (3, 1)       # stale post-from, old burnout, the one landed first
     assert "100.0%" in out.getvalue() and f"{n_records}/{n_records} records" in out.getvalue()
     assert first.summary().startswith(f"replay done: {n_records} records read (0 skipped), 4 agents, "
                                       "3 interventions written, 3 rows deleted")
     # where the time went, phase by phase, adding up to the whole
-    assert list(first.phases) == ["preconditions", "read and derive", "replace", "worker states"]
+    assert list(first.phases) == ["preconditions", "read and derive", "replace", "worker states", "deployments",
+                                  "alerts"]  # by default every part, each its own progress bar
     assert sum(first.phases.values()) == pytest.approx(first.seconds)
     assert first.summary().endswith(", ".join(f"{k} {v:.1f}s" for k, v in first.phases.items()) + ")")
 
     second = replay(s, s.kafka_bootstrap_servers, FROM)
     assert stored(ch) == want and statuses(ch) == expected_statuses(hist)
-    assert (second.deleted, second.interventions, second.landed) == (3, 3, 7)  # the sink landed the first run's
+    assert (second.ari.deleted, second.ari.interventions, second.ari.landed) == (3, 3, 7)  # the sink landed the first run's
     land_all(s)                                          # the sink consuming replay's records: collapsed
     assert stored(ch) == want
     assert ch.query("SELECT count(), uniqExact(agent_id, intervention_id) FROM ari_interventions FINAL"
@@ -252,7 +254,7 @@ def test_replay_within_from_and_to_touches_only_that_window(env):
     # before it, the burnout (12) and the stale rows (1, 20, 30) outside it: left as they were.
     assert stored(ch) == expected(hist, since, until, extra=(PRE_FROM, POST_FROM, OLD_BURNOUT, UNLANDED))
     assert [r["intervention_id"] for r in stored(ch) if r["description"] != "old rules"] == ["iv_10011_p4"]
-    assert (result.interventions, result.deleted) == (1, 0)
+    assert (result.ari.interventions, result.ari.deleted) == (1, 0)
 
 
 def test_replay_refuses_while_the_worker_runs(env):
@@ -316,9 +318,17 @@ def test_parse_time():
         parse_time("yesterday")
 
 
+def test_parse_only():
+    assert parse_only(None) == ("ari", "deployments", "alerts")
+    assert parse_only(["alerts,ari"]) == parse_only(["alerts", "ari"]) == ("ari", "alerts")  # replay's order
+    with pytest.raises(ValueError, match="--only takes ari, deployments, alerts \\(got insights\\)"):
+        parse_only(["ari,insights"])
+
+
 def test_cli_help_and_a_cli_run(env, tmp_path):
     res = subprocess.run([sys.executable, "-m", "sophra", "replay", "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "--from ISO" in res.stdout and "--to ISO" in res.stdout
+    assert "--only PART" in res.stdout
     s, hist, _, _ = env
     # chdb serves one data folder per process and this one holds the session's: the
     # subprocess gets its own ClickHouse folder (the rows it writes are checked above).
@@ -333,8 +343,14 @@ def test_cli_help_and_a_cli_run(env, tmp_path):
     assert res.stdout.startswith(f"replay done: {n_records} records read (0 skipped), 4 agents, "
                                  "3 interventions written, 1 rows deleted"), res.stdout  # the unlanded one
     assert f"100.0% {n_records}/{n_records} records" in res.stderr
+    # the other parts ran too: no application records; the vitals, but no alert rule watching them
+    n_vitals = sum(len(v) for v, _ in hist.values())
+    assert "; deployments: 0 records read (0 skipped), 0 applications, 0 deployments written" in res.stdout
+    assert f"; alerts: {n_vitals} records read (0 skipped), 0 subjects, 0 rules, 0 transitions" in res.stdout
     res = subprocess.run(cmd[:-1] + ["soon"], capture_output=True, text=True, env=base, timeout=60)
     assert res.returncode == 1 and "sophra replay: not an ISO 8601 time: 'soon'" in res.stderr
+    res = subprocess.run(cmd + ["--only", "ari,insights"], capture_output=True, text=True, env=base, timeout=60)
+    assert res.returncode == 1 and "sophra replay: --only takes ari, deployments, alerts (got insights)" in res.stderr
 
 
 def test_replay_in_child_processes_writes_what_one_process_writes(env):
@@ -344,8 +360,9 @@ def test_replay_in_child_processes_writes_what_one_process_writes(env):
     assert stored(ch) == expected(hist)
     assert statuses(ch) == expected_statuses(hist)
     n_records = sum(len(v) + len(e) for v, e in hist.values())
-    assert (result.records, result.skipped, result.agents, result.interventions, result.statuses,
-            result.deleted, result.landed) == (n_records, 0, 4, 3, 4, 3, 1)
+    a = result.ari
+    assert (a.records, a.skipped, a.agents, a.interventions, a.statuses, a.deleted, a.landed) == (
+        n_records, 0, 4, 3, 4, 3, 1)
     changelog = states_in_changelog(s)
     assert set(changelog) == {entity_key("t_ari", a) for a in hist}
     for agent, (vitals, events) in hist.items():

@@ -60,6 +60,7 @@ class Rule:
     repeat_ms: int
     actions: str          # JSON array, as text
     enabled: bool
+    created_at: int = 0   # epoch ms; replay evaluates a rule over the records received from then on
 
     @property
     def bucket_ms(self) -> int:
@@ -80,7 +81,8 @@ class Rule:
                    operator=c["operator"], threshold=float(c["threshold"]), window=window,
                    window_ms=window_ms(window), aggregation=c.get("aggregation") or DEFAULT_AGGREGATION,
                    for_ms=r.get("for_ms", 0), repeat_ms=r.get("repeat_interval_ms", duration_ms(DEFAULT_REPEAT)),
-                   actions=json.dumps(without_secrets(json.loads(r["actions"]))), enabled=r.get("enabled", True))
+                   actions=json.dumps(without_secrets(json.loads(r["actions"]))), enabled=r.get("enabled", True),
+                   created_at=r.get("created_at") or 0)
 
 
 def without_secrets(actions: list[dict]) -> list[dict]:

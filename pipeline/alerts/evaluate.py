@@ -1,5 +1,7 @@
 """The alert state machine, as pure functions over one subject's state (an application
-or an agent): `observe` on arriving points (data time), `tick` on the wall clock.
+or an agent): `apply_record` (and in it `observe`) on each source record, `tick` on the
+wall clock. The worker (pipeline/worker/alerts.py) and replay (pipeline/replay/alerts.py)
+both run them; replay runs the clock itself (`run_clock`).
 
     ok ──cond──> pending ──cond held `for`──> firing ──not cond──> ok   (notified: resolved)
      └──cond, for = 0────────────────────────> firing                    (notified: firing)
@@ -7,7 +9,9 @@ or an agent): `observe` on arriving points (data time), `tick` on the wall clock
     firing ──every repeat interval (wall clock)──> firing                (notified: reminder)
 
 A subject's state: the bucketed series its rules read (series.py), when each metric
-was last seen (wall clock), and per rule {state, since, started_at, value,
+was last seen (wall clock: the Kafka timestamp of the record that brought it, when
+Sophra received it, so the state is a function of the log and replay derives the same),
+and per rule {state, since, started_at, value,
 evaluated_at, notified, created}. Transition ids come from the rule, the new state, the
 time it began and the kind of notice, so deriving a transition twice (a batch re-read
 after a crash) gives the same id, which the sink and the notifier collapse.
@@ -47,10 +51,13 @@ def _transition(state: dict, rule: Rule, prev: str, new: str, at: int, started_a
 
 
 def _status(rule: Rule, rs: dict, wall: int) -> tuple[str, dict]:
+    # Never below a status already written: a tick runs at the worker's clock, which is
+    # ahead of the receipt time of records still queued when the worker catches up.
+    rs["version"] = max(wall, rs.get("version", 0))
     return "alert_status", {
         "tenant": rule.tenant, "rule_id": rule.id, "scope": rule.scope, "subject_id": rule.subject_id,
         "state": rs["state"], "since": rs["since"], "value": rs["value"],
-        "evaluated_at": rs["evaluated_at"] if rs["evaluated_at"] is not None else rs["since"], "version": wall}
+        "evaluated_at": rs["evaluated_at"] if rs["evaluated_at"] is not None else rs["since"], "version": rs["version"]}
 
 
 def observe(state: dict, rules: list[Rule], points: list[tuple[str, float, int]], wall: int) -> list[tuple[str, dict]]:
@@ -151,3 +158,49 @@ def vital_points(record: dict) -> list[tuple[str, float, int]]:
             if k not in AGENT_METRICS and isinstance(v, (int, float)) and not isinstance(v, bool):
                 values[k] = v
     return [(m, float(v), t) for m, v in values.items()]
+
+
+def metric_points(record: dict) -> list[tuple[str, float, int]]:
+    """An app_metric_batch record as (metric, value, timestamp) points."""
+    return [(p["metric"], p["value"], p["timestamp"]) for p in record["points"]]
+
+
+# scope -> (its source record kind, the record's subject field, its points)
+SOURCES = {"application": ("app_metric_batch", "application_id", metric_points),
+           "agent": ("agent_vital", "agent_id", vital_points)}
+
+
+def apply_record(state: dict | None, rules, scope: str, record: dict, wall: int) -> tuple[dict | None, list]:
+    """One source record of a subject, received at `wall`: (its state, or None when no rule
+    watches it and it has none; the transitions and statuses derived)."""
+    if not rules and state is None:
+        return None, []  # nothing watches it: keep no state
+    state = state or new_state()
+    if scope == "agent":
+        state["name"] = record["agent_name"] or state["name"]
+    return state, observe(state, list(rules), SOURCES[scope][2](record), wall)
+
+
+def next_due(state: dict, rules: list[Rule]) -> int | None:
+    """The earliest wall time at which `tick` derives something for this state (no_data or
+    a reminder), None if nothing is due ever without new points. Mirrors tick's tests."""
+    due = []
+    for rule in rules:
+        rs = state["rules"].get(rule.id)
+        if not rule.enabled or rs is None:
+            continue
+        if rs["state"] != "no_data":
+            due.append(max(state["seen"].get(rule.metric, 0), rs["created"]) + rule.window_ms + 1)
+        if rs["state"] == "firing" and rule.repeat_ms > 0:
+            due.append(rs["notified"] + rule.repeat_ms)
+    return min(due, default=None)
+
+
+def run_clock(state: dict, rules: list[Rule], until: int) -> list[tuple[str, dict]]:
+    """What the worker's clock (a tick a second) derives for this state up to `until`: a
+    tick at each due time, in order, then one at `until`. Each due tick derives what the
+    worker's first tick past that time derives (no_data at its time, one reminder)."""
+    out: list[tuple[str, dict]] = []
+    while (due := next_due(state, rules)) is not None and due <= until:
+        out += tick(state, rules, due)
+    return out + tick(state, rules, until)

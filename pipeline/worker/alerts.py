@@ -7,7 +7,9 @@ sits in the changelog partition of its records and a restarted worker resumes it
 firing rule is not fired again, a pending one is not forgotten. As everywhere in the
 worker, per batch: derive; produce the transitions and statuses and wait for Kafka;
 only then write the state. Records already applied are skipped by offset (a subject's
-records all live in one partition). The timer and the stream share one lock, so neither
+records all live in one partition). A record is evaluated at the time Sophra received
+it (its Kafka timestamp), not when the worker got to it: the state is then a function of
+the log and the clock's ticks, which replay reproduces (pipeline/replay/alerts.py). The timer and the stream share one lock, so neither
 writes a state the other read before its own write.
 """
 import asyncio
@@ -19,7 +21,7 @@ from aiokafka.partitioner import murmur2
 
 from schemas import codec
 
-from ..alerts.evaluate import new_state, observe, tick, vital_points
+from ..alerts.evaluate import SOURCES, apply_record, new_state, tick
 from ..alerts.rulebook import RuleBook
 from ..topics import AGENT_VITALS, APP_ALERT_STATUS, APP_ALERTS, APP_METRICS, TopicSpec, table_changelog
 from .failstop import finish
@@ -36,17 +38,24 @@ def _now() -> int:
     return time.time_ns() // 1_000_000
 
 
+def received(event) -> int:
+    """When Sophra received the record (its Kafka timestamp, epoch ms): the wall time its
+    points are evaluated at, so replay, reading the same log, derives the same."""
+    ts = event.message.timestamp
+    return round(ts * 1000) if ts else _now()
+
+
 def _partition(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions  # Kafka's default partitioner, as every producer here
 
 
-SOURCES = {"application": APP_METRICS, "agent": AGENT_VITALS}
+TOPICS = {"application": APP_METRICS, "agent": AGENT_VITALS}
 
 
 def changelogs(worker_id: str) -> list[TopicSpec]:
     """The alert tables' changelog topics, created before Faust starts (app.changelogs): the
     clock writes to the tables outside any stream, so their partition comes from the key."""
-    return [table_changelog(worker_id, f"{scope}_alert_state", spec.partitions) for scope, spec in SOURCES.items()]
+    return [table_changelog(worker_id, f"{scope}_alert_state", spec.partitions) for scope, spec in TOPICS.items()]
 
 
 def register(app: faust.App, settings, raw: dict, book: RuleBook) -> dict[str, faust.Table]:
@@ -63,7 +72,8 @@ def register(app: faust.App, settings, raw: dict, book: RuleBook) -> dict[str, f
         if pending:
             await asyncio.gather(*pending)
 
-    def evaluator(scope: str, spec, kind: str, points_of):
+    def evaluator(scope: str, spec):
+        kind, subject_field, _ = SOURCES[scope]
         topic_name = settings.topic(spec.name)
         table = app.Table(f"{scope}_alert_state", partitions=spec.partitions, key_type=bytes, use_partitioner=True)
         scopes[scope] = (topic_name, spec.partitions, table)
@@ -74,7 +84,7 @@ def register(app: faust.App, settings, raw: dict, book: RuleBook) -> dict[str, f
 
         async def _evaluate(batch) -> None:
             async with lock:
-                wall, states, outputs = _now(), {}, []
+                states, outputs = {}, []
                 for event in batch:
                     key = event.key
                     state = states.get(key) or table.get(key)
@@ -87,15 +97,12 @@ def register(app: faust.App, settings, raw: dict, book: RuleBook) -> dict[str, f
                         continue
                     if got != kind:
                         continue
-                    subject = record["application_id"] if scope == "application" else record["agent_id"]
-                    rules = book.for_subject(record["tenant"], scope, subject)
-                    if not rules and state is None:
-                        continue  # nothing watches it: keep no state
-                    state = state or new_state()
+                    rules = book.for_subject(record["tenant"], scope, record[subject_field])
+                    state, out = apply_record(state, rules, scope, record, received(event))
+                    if state is None:
+                        continue
                     state["offset"] = event.message.offset
-                    if scope == "agent":
-                        state["name"] = record["agent_name"] or state["name"]
-                    outputs += observe(state, list(rules), points_of(record), wall)
+                    outputs += out
                     states[key] = state
                 await deliver(outputs)
                 for key, state in states.items():
@@ -104,9 +111,8 @@ def register(app: faust.App, settings, raw: dict, book: RuleBook) -> dict[str, f
         app.agent(app.topic(topic_name, partitions=spec.partitions, **raw), name=evaluate.__name__)(evaluate)
         return table
 
-    app_table = evaluator("application", SOURCES["application"], "app_metric_batch",
-                          lambda r: [(p["metric"], p["value"], p["timestamp"]) for p in r["points"]])
-    agent_table = evaluator("agent", SOURCES["agent"], "agent_vital", vital_points)
+    app_table = evaluator("application", TOPICS["application"])
+    agent_table = evaluator("agent", TOPICS["agent"])
 
     @app.timer(interval=TICK_S)
     async def alert_clock():

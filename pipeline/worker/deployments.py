@@ -26,7 +26,7 @@ import faust
 from schemas import codec
 
 from .. import deployments as D
-from .. import insights as I
+from ..deployments import apply  # the step itself; replay runs it too (pipeline/replay/deployments.py)
 from ..outbound import Outbound, OutboundBlocked, OutboundFailed
 from ..topics import APP_DEPLOYMENTS, APP_INSIGHTS, APP_METRICS
 from . import anomalies
@@ -146,46 +146,3 @@ def register(app: faust.App, settings, raw: dict) -> dict[str, faust.Table]:
             probes.start(key, state)
 
     return {TABLE: apps, anomalies.table_name("application"): detectors.table}
-
-
-def apply(state: dict, kind: str, record: dict) -> list[tuple[str, bytes, dict]]:
-    """Step one application's state by one record; the (kind, key, record)s to produce.
-    Never waits on anything: a health check to run shows as state["probing"]."""
-    tenant = record["tenant"]
-    key = f"{tenant}/{record['application_id']}".encode()
-    probing = state.setdefault("probing", {})  # states changelogged before health checks moved out
-    out = []
-    if kind == "app_deployment" and record["probed"]:
-        waiting = probing.pop(record["id"], None)
-        if waiting is not None:  # else a duplicate (a probe started again after a restart): ignored
-            failure = [record["probe_failure"]] if record["probe_failure"] else []
-            out += _decide(state, key, state["open"][record["id"]], waiting["reasons"] + failure,
-                           waiting["completed_at"])
-        return out
-    if kind == "app_deployment":
-        if record["status"] == "pending" and record["id"] not in state["open"] and record["id"] not in state["done"]:
-            started = {**record, "status": "in_progress", "revision": 1}
-            state["open"][record["id"]] = started
-            out.append(("app_deployment", key, started))
-    elif kind == "app_metric_batch":
-        D.add_points(state, record["points"])
-    for dep_id, dep in list(state["open"].items()):
-        if dep_id not in probing and D.due(state, dep["started_at"]):
-            healthy, reasons, measured = D.verdict(state, dep["started_at"], None)
-            log.info("deployment %s: metrics %s %s", dep_id, "healthy" if healthy else "unhealthy", measured)
-            if dep["health_url"]:
-                probing[dep_id] = {"reasons": reasons, "completed_at": D.newest(state)}
-            else:
-                out += _decide(state, key, dep, reasons, D.newest(state))
-    return out
-
-
-def _decide(state: dict, key: bytes, dep: dict, reasons: list[str], completed_at: int | None) -> list:
-    decided = D.outcome(dep, reasons, completed_at)
-    out = [("app_deployment", key, decided)]
-    if reasons:
-        out.append(("app_insight", key, I.deployment_insight(dep["tenant"], decided, completed_at)))
-    log.info("deployment %s: %s", dep["id"], decided["status"])
-    del state["open"][dep["id"]]
-    state["done"] = (state["done"] + [dep["id"]])[-D.DONE_KEPT:]
-    return out
