@@ -42,10 +42,10 @@ from ..alerts.evaluate import SOURCES, apply_record, run_clock
 from ..alerts.rulebook import RuleBook
 from ..history import TIMEOUT, Progress, read_until, reader
 from ..store.clickhouse import connect
-from ..topics import ALERT_RULES, APP_ALERT_STATUS, APP_ALERTS, entity_key, table_changelog
+from ..topics import ALERT_RULES, APP_ALERT_STATUS, APP_ALERTS, table_changelog
 from ..worker.alerts import TOPICS
-from .common import (Context, ReplayError, Writer, delete, emptied, ensure_changelog, in_window, iso, land_delivered,
-                     land_unlanded, partition_of, window_sql)
+from .common import (Context, ReplayError, Writer, delete, ensure_changelog, in_window, iso, land_delivered,
+                     land_unlanded, refuse_emptied, window_sql)
 
 TIME_FIELD = {"application": "received_at", "agent": "recorded_at"}
 
@@ -112,21 +112,6 @@ def _read_partition(consumer, part: dict, kind: str, time_field: str, advance) -
     return per_key, first, records, skipped
 
 
-def _refuse_emptied(ch, marks: dict, scope: str, partitions: int, since: int, until: int | None) -> None:
-    gone = emptied(marks)
-    if not gone:
-        return
-    subjects = ch.query(f"SELECT DISTINCT tenant, subject_id FROM alert_transitions FINAL "
-                        f"WHERE scope = %(scope)s AND {window_sql('at', since, until)}",
-                        parameters={"scope": scope}).result_rows
-    needed = {partition_of(entity_key(tenant, subject), partitions) for tenant, subject in subjects}
-    for topic, p in sorted(gone):
-        if p in needed:
-            raise ReplayError(f"retention emptied {topic}[{p}] (offsets 0..{marks[(topic, p)][0] - 1} are gone), "
-                              "which holds subjects with alert transitions since --from; replay would delete what "
-                              "it cannot recompute (nothing was changed)")
-
-
 def replay_alerts(ctx: Context, phases: dict) -> AlertsResult:
     settings, bootstrap, since, until = ctx.settings, ctx.bootstrap, ctx.since, ctx.until
     t0 = time.monotonic()
@@ -144,7 +129,9 @@ def replay_alerts(ctx: Context, phases: dict) -> AlertsResult:
             ensure_changelog(bootstrap, ctx.admin, changelog, n)
             marks = {(topic, p): consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=TIMEOUT)
                      for p in range(n)}
-            _refuse_emptied(ch, marks, scope, n, since, until)
+            refuse_emptied(ch, marks, n, f"SELECT DISTINCT tenant, subject_id FROM alert_transitions FINAL "
+                                         f"WHERE scope = %(scope)s AND {window_sql('at', since, until)}",
+                           "subjects with alert transitions", {"scope": scope})
             scopes[scope] = (topic, n, marks, changelog)
         now = time.time_ns() // 1_000_000  # the worker's clock stopped about here: replay runs it this far
         progress = Progress(sum(hi - lo for _, _, m, _ in scopes.values() for lo, hi in m.values()), ctx.out,

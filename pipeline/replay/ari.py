@@ -51,10 +51,10 @@ from sophra.settings import Settings
 from ..ari.engine import new_state, step_event, step_vital
 from ..history import TIMEOUT, Progress, read_until, reader
 from ..store.clickhouse import connect
-from ..topics import AGENT_EVENTS, AGENT_VITALS, ARI_INTERVENTIONS, ARI_STATUS, entity_key, worker_state_changelog
+from ..topics import AGENT_EVENTS, AGENT_VITALS, ARI_INTERVENTIONS, ARI_STATUS, worker_state_changelog
 from ..worker.offsets import mark
-from .common import (Context, ReplayError, Writer, delete, emptied, ensure_changelog, in_window, iso, land_delivered,
-                     land_unlanded, partition_of, window_sql)
+from .common import (Context, ReplayError, Writer, delete, ensure_changelog, in_window, iso, land_delivered,
+                     land_unlanded, refuse_emptied, window_sql)
 
 
 def changelog_topic(settings: Settings) -> str:
@@ -211,23 +211,6 @@ def _derive_partitions(bootstrap: str, marks: dict, n: int, since: int, until: i
         pool.shutdown(cancel_futures=True)
 
 
-def _refuse_emptied(settings: Settings, marks: dict, partitions: int, since: int, until: int | None) -> None:
-    """Refuse when retention emptied a partition holding an agent whose interventions in the
-    window replay would delete: with none of its records left, none could be recomputed."""
-    gone = emptied(marks)
-    if not gone:
-        return
-    ch = connect(settings.clickhouse_dsn, settings.clickhouse_database)
-    agents = ch.query(f"SELECT DISTINCT tenant, agent_id FROM ari_interventions FINAL "
-                      f"WHERE {window_sql('opened_at', since, until)}").result_rows
-    needed = {partition_of(entity_key(tenant, agent), partitions) for tenant, agent in agents}
-    for topic, p in sorted(gone):
-        if p in needed:
-            raise ReplayError(f"retention emptied {topic}[{p}] (offsets 0..{marks[(topic, p)][0] - 1} are gone), "
-                              "which holds agents with interventions since --from; replay would delete what it "
-                              "cannot recompute (nothing was changed)")
-
-
 # -- the whole part -------------------------------------------------------------------
 
 def replay_ari(ctx: Context, phases: dict) -> AriResult:
@@ -249,7 +232,9 @@ def replay_ari(ctx: Context, phases: dict) -> AriResult:
                  for p in range(n) for t in (vitals_t, events_t)}
     finally:
         consumer.close()
-    _refuse_emptied(settings, marks, n, since, until)
+    refuse_emptied(connect(settings.clickhouse_dsn, settings.clickhouse_database), marks, n,
+                   f"SELECT DISTINCT tenant, agent_id FROM ari_interventions FINAL "
+                   f"WHERE {window_sql('opened_at', since, until)}", "agents with interventions")
     t1 = time.monotonic()
     progress = Progress(sum(hi - lo for lo, hi in marks.values()), ctx.out, label="replay ari")
     interventions, statuses = [], []

@@ -18,7 +18,7 @@ from sophra.settings import Settings
 from ..history import TIMEOUT, HistoryError, group_members
 from ..producer import producer_config
 from ..sink.steps import Batch, DeadLetter, insert_batch, to_row
-from ..topics import TopicSpec, ensure_topics
+from ..topics import TopicSpec, ensure_topics, entity_key
 
 log = logging.getLogger("sophra.replay")
 
@@ -75,6 +75,24 @@ def partition_of(key: bytes, partitions: int) -> int:
 def emptied(marks: dict) -> set[tuple[str, int]]:
     """Topic partitions retention emptied: nothing retained, records once there."""
     return {(t, p) for (t, p), (lo, hi) in marks.items() if lo > 0 and lo == hi}
+
+
+def refuse_emptied(ch, marks: dict, partitions: int, subjects_sql: str, holding: str,
+                   parameters: dict | None = None) -> None:
+    """Refuse when retention emptied a partition (`marks`: (topic, partition) -> watermarks)
+    that holds a subject with derived rows in the window (`subjects_sql` selects their
+    (tenant, subject id)): none of its records are left to recompute them, and replay
+    would delete them. `holding` names those subjects in the message."""
+    gone = emptied(marks)
+    if not gone:
+        return
+    subjects = ch.query(subjects_sql, parameters=parameters or {}).result_rows
+    needed = {partition_of(entity_key(tenant, subject), partitions) for tenant, subject in subjects}
+    for topic, p in sorted(gone):
+        if p in needed:
+            raise ReplayError(f"retention emptied {topic}[{p}] (offsets 0..{marks[(topic, p)][0] - 1} are gone), "
+                              f"which holds {holding} since --from; replay would delete what it cannot recompute "
+                              "(nothing was changed)")
 
 
 # -- landing what the sink has not landed yet ------------------------------------------

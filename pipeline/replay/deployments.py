@@ -44,11 +44,11 @@ from .. import deployments as D
 from ..history import TIMEOUT, Progress, read_until, reader
 from ..insights import insight_id
 from ..store.clickhouse import connect
-from ..topics import APP_DEPLOYMENTS, APP_INSIGHTS, APP_METRICS, entity_key, table_changelog
+from ..topics import APP_DEPLOYMENTS, APP_INSIGHTS, APP_METRICS, table_changelog
 from ..worker.deployments import TABLE
 from ..worker.offsets import mark
-from .common import (Context, ReplayError, Writer, delete, emptied, ensure_changelog, in_window, iso, land_delivered,
-                     land_unlanded, partition_of, window_sql)
+from .common import (Context, ReplayError, Writer, delete, ensure_changelog, in_window, iso, land_delivered,
+                     land_unlanded, refuse_emptied, window_sql)
 
 KINDS = {"app_metric_batch": "received_at", "app_deployment": "started_at"}  # kind -> its record's time
 
@@ -111,20 +111,6 @@ def _read_partition(consumer, part: dict, order: list[str], advance) -> tuple[di
     return per_key, first, records, skipped
 
 
-def _refuse_emptied(ch, marks: dict, partitions: int, since: int, until: int | None) -> None:
-    gone = emptied(marks)
-    if not gone:
-        return
-    apps = ch.query(f"SELECT DISTINCT tenant, application_id FROM app_deployments FINAL "
-                    f"WHERE {window_sql('started_at', since, until)}").result_rows
-    needed = {partition_of(entity_key(tenant, app), partitions) for tenant, app in apps}
-    for topic, p in sorted(gone):
-        if p in needed:
-            raise ReplayError(f"retention emptied {topic}[{p}] (offsets 0..{marks[(topic, p)][0] - 1} are gone), "
-                              "which holds applications with deployments since --from; replay would delete what "
-                              "it cannot recompute (nothing was changed)")
-
-
 def replay_deployments(ctx: Context, phases: dict) -> DeploymentsResult:
     settings, bootstrap, since, until = ctx.settings, ctx.bootstrap, ctx.since, ctx.until
     t0 = time.monotonic()
@@ -141,7 +127,8 @@ def replay_deployments(ctx: Context, phases: dict) -> DeploymentsResult:
         marks = {(t, p): consumer.get_watermark_offsets(TopicPartition(t, p), timeout=TIMEOUT)
                  for p in range(n) for t in order}
         ch = connect(settings.clickhouse_dsn, settings.clickhouse_database)
-        _refuse_emptied(ch, marks, n, since, until)
+        refuse_emptied(ch, marks, n, f"SELECT DISTINCT tenant, application_id FROM app_deployments FINAL "
+                                     f"WHERE {window_sql('started_at', since, until)}", "applications with deployments")
 
         progress = Progress(sum(hi - lo for lo, hi in marks.values()), ctx.out, label="replay deployments")
         revisions, insights = [], []
