@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipeline.budget_book import BudgetBook
 from pipeline.budgets import covers, figures, metadata_of, slot
 from pipeline.alerts.conditions import duration_ms
-from pipeline.topic_table import TopicTable
+from pipeline.topic_table import PromptTopicTable
 from schemas import codec
 
 from .config_write import write_config
@@ -84,7 +84,7 @@ class BudgetList(BaseModel):
     budgets: list[BudgetOut]
 
 
-class UsageTail(TopicTable):
+class UsageTail(PromptTopicTable):
     """The worker's partial counts from `budgets.usage`, by budget id and partition."""
 
     def __init__(self, bootstrap: str, topic: str):
@@ -102,16 +102,6 @@ class UsageTail(TopicTable):
 
     def of(self, budget_id: str) -> list[dict]:
         return list(self.partials.get(budget_id, {}).values())
-
-    def _run(self) -> None:
-        # poll returns as soon as a record arrives (consume(n) waits to fill its batch): the
-        # counts are read at once, then whatever else is waiting
-        while not self._stop.is_set():
-            msg = self._consumer.poll(0.1)
-            if msg is not None:
-                self._take(msg)
-                for msg in self._consumer.consume(500, timeout=0):
-                    self._take(msg)
 
 
 def _now() -> int:

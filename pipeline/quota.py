@@ -42,7 +42,7 @@ from schemas import codec
 from .accounts import EMAIL, normalize_email, tenant_for
 from .applications import ConfigRegistry
 from .producer import producer_config
-from .topic_table import TopicTable
+from .topic_table import PromptTopicTable
 
 log = logging.getLogger("sophra.quota")
 
@@ -220,7 +220,7 @@ class PlanBook(ConfigRegistry):
         return record["plan"] if record else DEFAULT_PLAN
 
 
-class UsageTail(TopicTable):
+class UsageTail(PromptTopicTable):
     """The worker's sums from the compacted `quota.usage` topic, into a UsageCounter.
 
     Only the current and the previous hour matter, so at start it seeks to the first
@@ -248,16 +248,6 @@ class UsageTail(TopicTable):
             self._position = self._end_offset(timeout)
             self._consumer.assign([TopicPartition(self.topic, 0, self._position)])
         return super().start(timeout)
-
-    def _run(self) -> None:
-        # poll returns as soon as a record arrives (consume(n) would wait to fill its batch
-        # or time out): the sums are read at once, then whatever else is waiting.
-        while not self._stop.is_set():
-            msg = self._consumer.poll(0.1)
-            if msg is not None:
-                self._take(msg)
-                for msg in self._consumer.consume(500, timeout=0):
-                    self._take(msg)
 
 
 # --- the operator command ---------------------------------------------------------------------

@@ -90,3 +90,17 @@ class TopicTable:
                 return
             self._waiters.append((offset, loop, fut))
         await asyncio.wait_for(fut, timeout)
+
+
+class PromptTopicTable(TopicTable):
+    """A TopicTable whose reader applies a record as soon as it arrives: `poll` returns on
+    the first one (`consume(n)` waits to fill its batch or time out), then whatever else is
+    waiting is taken at once. For figures the api answers with (quota sums, budget counts)."""
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            msg = self._consumer.poll(0.1)
+            if msg is not None:
+                self._take(msg)
+                for msg in self._consumer.consume(500, timeout=0):
+                    self._take(msg)
