@@ -37,6 +37,7 @@ from . import alerts, anomalies, budgets, deployments, quota
 from .failstop import finish
 from .offsets import applied, applied_before_offsets, mark
 from .outlet import Outlet
+from .resume import WorkerApp
 from .state import write_states
 
 log = logging.getLogger("sophra.worker")
@@ -48,7 +49,7 @@ BATCH_WITHIN_S = 0.05
 def create_app(settings: Settings, bootstrap: str, rules: RuleBook, book: BudgetBook) -> faust.App:
     """The worker's Faust app; `rules` is the started book of alert rules it evaluates,
     `book` the started book of token budgets it counts."""
-    app = faust.App(
+    app = WorkerApp(  # resume.py: faust, less two ways it lost records on a restart
         settings.worker_id,
         broker=f"kafka://{bootstrap}",
         store="memory://",
