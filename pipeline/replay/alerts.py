@@ -30,21 +30,18 @@ transitions and statuses, and the worker's `application_alert_state` and
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 
 from confluent_kafka import TopicPartition
 
-from schemas import codec
-
 from ..alerts.evaluate import SOURCES, apply_record, run_clock
 from ..alerts.rulebook import RuleBook
-from ..history import TIMEOUT, Progress, read_until, reader
+from ..history import TIMEOUT, Progress, reader
 from ..store.clickhouse import connect
 from ..topics import ALERT_RULES, APP_ALERT_STATUS, APP_ALERTS, table_changelog
 from ..worker.alerts import TOPICS
-from .common import (Context, ReplayError, Writer, delete, ensure_changelog, in_window, iso, land_delivered,
+from .common import (Context, PartitionRead, ReplayError, Writer, delete, ensure_changelog, in_window, iso,
                      land_unlanded, refuse_emptied, window_sql)
 
 TIME_FIELD = {"application": "received_at", "agent": "recorded_at"}
@@ -94,22 +91,11 @@ def derive(scope: str, rules, records: list[tuple[int, dict]], now: int) -> tupl
 def _read_partition(consumer, part: dict, kind: str, time_field: str, advance) -> tuple[dict, dict, int, int]:
     """Partition p of a scope's topic up to its mark: key -> [(received at, record)] in
     offset order, the time of the first retained record, read, skipped."""
+    read = PartitionRead(consumer, part, advance, {kind: time_field})
     per_key: dict[bytes, list] = {}
-    first: dict[tuple[str, int], int] = {}
-    records = skipped = 0
-    for batch in read_until(consumer, part, advance):
-        for msg in batch:
-            records += 1
-            try:
-                got, record = codec.decode(msg.value())
-            except codec.DecodeError:
-                got = None
-            if got != kind or msg.key() is None:
-                skipped += 1
-                continue
-            per_key.setdefault(msg.key(), []).append((msg.timestamp()[1], record))
-            first.setdefault((msg.topic(), msg.partition()), record[time_field])
-    return per_key, first, records, skipped
+    for msg, _, record in read:
+        per_key.setdefault(msg.key(), []).append((msg.timestamp()[1], record))
+    return per_key, read.first, read.records, read.skipped
 
 
 def replay_alerts(ctx: Context, phases: dict) -> AlertsResult:
@@ -176,16 +162,14 @@ def replay_alerts(ctx: Context, phases: dict) -> AlertsResult:
             result.deleted += delete(ch, "alert_transitions", f"{where} AND rule_id IN %(ids)s", bound)
             delete(ch, "alert_status", "rule_id IN %(ids)s", bound)
     writer = Writer(bootstrap)
-    for record in sorted(transitions, key=lambda t: (t["rule_id"], t["at"], t["id"])):
-        writer.send(settings.topic(APP_ALERTS.name), record["rule_id"].encode(), codec.encode("alert_transition", record))
-    for record in statuses:
-        writer.send(settings.topic(APP_ALERT_STATUS.name), record["rule_id"].encode(), codec.encode("alert_status", record))
-    land_delivered(ch, writer.flush("alert transitions and statuses"))
+    writer.derived(ch, "alert transitions and statuses", [
+        (settings.topic(APP_ALERTS.name), "alert_transition",
+         [(t["rule_id"].encode(), t) for t in sorted(transitions, key=lambda t: (t["rule_id"], t["at"], t["id"]))]),
+        (settings.topic(APP_ALERT_STATUS.name), "alert_status", [(s["rule_id"].encode(), s) for s in statuses])])
     result.transitions, result.statuses = len(transitions), len(statuses)
 
     # The worker's states, where its alert tables recover from.
-    for (scope, key), (partition, state) in result.states.items():
-        writer.send(scopes[scope][3], key, json.dumps(state).encode(), partition=partition)
-    writer.flush("alert states")
+    writer.states("alert states", ((scopes[scope][3], key, partition, state)
+                                   for (scope, key), (partition, state) in result.states.items()))
     phases["alerts"] = time.monotonic() - t0
     return result

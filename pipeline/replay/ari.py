@@ -35,7 +35,6 @@ snapshot count restarts there.
 from __future__ import annotations
 
 import atexit
-import json
 import multiprocessing
 import os
 import time
@@ -53,7 +52,7 @@ from ..history import TIMEOUT, Progress, read_until, reader
 from ..store.clickhouse import connect
 from ..topics import AGENT_EVENTS, AGENT_VITALS, ARI_INTERVENTIONS, ARI_STATUS, worker_state_changelog
 from ..worker.offsets import mark
-from .common import (Context, ReplayError, Writer, delete, ensure_changelog, in_window, iso, land_delivered,
+from .common import (Context, ReplayError, Writer, delete, ensure_changelog, in_window, iso,
                      land_unlanded, refuse_emptied, window_sql)
 
 
@@ -254,18 +253,14 @@ def replay_ari(ctx: Context, phases: dict) -> AriResult:
     ch = connect(settings.clickhouse_dsn, settings.clickhouse_database)
     result.deleted = delete(ch, "ari_interventions", window_sql("opened_at", since, until))
     writer = Writer(bootstrap)
-    for key, record in interventions:
-        writer.send(settings.topic(ARI_INTERVENTIONS.name), key, codec.encode("ari_intervention", record))
-    for key, record in statuses:
-        writer.send(settings.topic(ARI_STATUS.name), key, codec.encode("ari_status", record))
-    land_delivered(ch, writer.flush("derived records"))
+    writer.derived(ch, "derived records", [(settings.topic(ARI_INTERVENTIONS.name), "ari_intervention", interventions),
+                                           (settings.topic(ARI_STATUS.name), "ari_status", statuses)])
     result.interventions, result.statuses = len(interventions), len(statuses)
     t3 = time.monotonic()
 
     # The worker's state, where its table recovers from.
-    for key, (partition, state) in result.states.items():
-        writer.send(changelog, key, json.dumps(state).encode(), partition=partition)
-    writer.flush("worker states")
+    writer.states("worker states", ((changelog, key, partition, state)
+                                    for key, (partition, state) in result.states.items()))
     t4 = time.monotonic()
     phases["preconditions"] = phases.get("preconditions", 0.0) + t1 - t0
     phases.update({"read and derive": t2 - t1, "replace": t3 - t2, "worker states": t4 - t3})

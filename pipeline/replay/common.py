@@ -3,6 +3,7 @@ not landed yet, producing with delivery reports, inserting produced records with
 sink's own steps, and the worker tables' changelogs."""
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -15,7 +16,9 @@ from confluent_kafka.admin import AdminClient
 
 from sophra.settings import Settings
 
-from ..history import TIMEOUT, HistoryError, group_members
+from schemas import codec
+
+from ..history import TIMEOUT, HistoryError, group_members, read_until
 from ..producer import producer_config
 from ..sink.steps import Batch, DeadLetter, insert_batch, to_row
 from ..topics import TopicSpec, ensure_topics, entity_key
@@ -173,6 +176,21 @@ class Writer:
         else:
             self.delivered.append((msg.topic(), msg.partition(), msg.offset(), msg.value()))
 
+    def derived(self, ch, what: str, outputs: list[tuple[str, str, list[tuple[bytes, dict]]]]) -> None:
+        """Each (topic, kind, [(key, record)]) encoded and produced; once Kafka has them
+        all, the same rows landed (land_delivered), so the sink's copies collapse on them."""
+        for topic, kind, keyed in outputs:
+            for key, record in keyed:
+                self.send(topic, key, codec.encode(kind, record))
+        land_delivered(ch, self.flush(what))
+
+    def states(self, what: str, states) -> None:
+        """Each worker state, (changelog topic, key, partition, state), written where its
+        table recovers from."""
+        for topic, key, partition, state in states:
+            self.send(topic, key, json.dumps(state).encode(), partition=partition)
+        self.flush(what)
+
     def flush(self, what: str) -> list[tuple[str, int, int, bytes]]:
         left = self.producer.flush(TIMEOUT)
         if left or self.errors:
@@ -193,6 +211,32 @@ def land_delivered(ch, delivered: list[tuple[str, int, int, bytes]]) -> None:
         batch.track(topic, partition, offset)
         batch.add(row)
     insert_batch(ch, batch)
+
+
+class PartitionRead:
+    """A partition's records up to the marks (history.read_until), decoded: iterating
+    yields (message, kind, record) for the kinds given (kind -> the field with its time)
+    that have a key. `records` counts what was read, `skipped` what was not such a record,
+    `first` holds the time of each topic partition's first one (what retention kept)."""
+
+    def __init__(self, consumer: Consumer, part: dict, advance, kinds: dict[str, str]):
+        self.consumer, self.part, self.advance, self.kinds = consumer, part, advance, kinds
+        self.records = self.skipped = 0
+        self.first: dict[tuple[str, int], int] = {}
+
+    def __iter__(self):
+        for batch in read_until(self.consumer, self.part, self.advance):
+            for msg in batch:
+                self.records += 1
+                try:
+                    kind, record = codec.decode(msg.value())
+                except codec.DecodeError:
+                    kind = None
+                if kind not in self.kinds or msg.key() is None:
+                    self.skipped += 1
+                    continue
+                self.first.setdefault((msg.topic(), msg.partition()), record[self.kinds[kind]])
+                yield msg, kind, record
 
 
 def ensure_changelog(bootstrap: str, admin: AdminClient, topic: str, partitions: int) -> None:

@@ -32,22 +32,19 @@ deployment verdicts and their insights, and the worker's `app_state` table.
 from __future__ import annotations
 
 import heapq
-import json
 import time
 from dataclasses import dataclass, field
 
 from confluent_kafka import TopicPartition
 
-from schemas import codec
-
 from .. import deployments as D
-from ..history import TIMEOUT, Progress, read_until, reader
+from ..history import TIMEOUT, Progress, reader
 from ..insights import insight_id
 from ..store.clickhouse import connect
 from ..topics import APP_DEPLOYMENTS, APP_INSIGHTS, APP_METRICS, table_changelog
 from ..worker.deployments import TABLE
 from ..worker.offsets import mark
-from .common import (Context, ReplayError, Writer, delete, ensure_changelog, in_window, iso, land_delivered,
+from .common import (Context, PartitionRead, ReplayError, Writer, delete, ensure_changelog, in_window, iso,
                      land_unlanded, refuse_emptied, window_sql)
 
 KINDS = {"app_metric_batch": "received_at", "app_deployment": "started_at"}  # kind -> its record's time
@@ -87,28 +84,16 @@ def derive(records: list[tuple[str, dict]]) -> tuple[dict, dict, dict]:
 def _read_partition(consumer, part: dict, order: list[str], advance) -> tuple[dict, dict, int, int]:
     """Partition p of both topics up to the marks: key -> [(kind, record)] merged by Kafka
     timestamp, the time of each topic partition's first retained record, read, skipped."""
+    read = PartitionRead(consumer, part, advance, KINDS)
     per_topic: dict[str, dict[bytes, list]] = {t: {} for t in order}
-    first: dict[tuple[str, int], int] = {}
-    records = skipped = 0
-    for batch in read_until(consumer, part, advance):
-        for msg in batch:
-            records += 1
-            try:
-                kind, record = codec.decode(msg.value())
-            except codec.DecodeError:
-                kind = None
-            key = msg.key()
-            if kind not in KINDS or key is None:
-                skipped += 1
-                continue
-            per_topic[msg.topic()].setdefault(key, []).append((msg.timestamp()[1], kind, record))
-            first.setdefault((msg.topic(), msg.partition()), record[KINDS[kind]])
+    for msg, kind, record in read:
+        per_topic[msg.topic()].setdefault(msg.key(), []).append((msg.timestamp()[1], kind, record))
     per_key: dict[bytes, list] = {}
     for key in {k for keyed in per_topic.values() for k in keyed}:
         # heapq.merge keeps each topic's own (offset) order; ties: the first topic (deployments) first
         merged = heapq.merge(*(per_topic[t].get(key, []) for t in order), key=lambda r: r[0])
         per_key[key] = [(kind, record) for _, kind, record in merged]
-    return per_key, first, records, skipped
+    return per_key, read.first, read.records, read.skipped
 
 
 def replay_deployments(ctx: Context, phases: dict) -> DeploymentsResult:
@@ -169,16 +154,13 @@ def replay_deployments(ctx: Context, phases: dict) -> DeploymentsResult:
         delete(ch, "app_insights", "type = 'deployment' AND id IN %(ids)s", {"ids": gone[chunk:chunk + 1000]})
     result.deleted = delete(ch, "app_deployments", where)
     writer = Writer(bootstrap)
-    for key, record in revisions:
-        writer.send(settings.topic(APP_DEPLOYMENTS.name), key, codec.encode("app_deployment", record))
-    for key, record in insights:
-        writer.send(settings.topic(APP_INSIGHTS.name), key, codec.encode("app_insight", record))
-    land_delivered(ch, writer.flush("deployment revisions and insights"))
+    writer.derived(ch, "deployment revisions and insights", [
+        (settings.topic(APP_DEPLOYMENTS.name), "app_deployment", revisions),
+        (settings.topic(APP_INSIGHTS.name), "app_insight", insights)])
     result.deployments, result.insights = len(revisions), len(insights)
 
     # The worker's state, where its app_state table recovers from.
-    for key, (partition, state) in result.states.items():
-        writer.send(changelog, key, json.dumps(state).encode(), partition=partition)
-    writer.flush("deployment watch states")
+    writer.states("deployment watch states", ((changelog, key, partition, state)
+                                              for key, (partition, state) in result.states.items()))
     phases["deployments"] = time.monotonic() - t0
     return result
