@@ -147,18 +147,19 @@ def test_worker_clamps_dead_letters_and_applies_each_offset_once(make_settings):
         terminate(worker)
 
 
+def _run_batch_in_an_agent(setup: str, batch: str) -> subprocess.CompletedProcess:
+    """A fresh interpreter runs an agent whose batch is `batch` (lines, after `setup`)
+    inside the try whose finally acks it, as faust's take_events does: 'acked' in its
+    output means the ack was reached."""
+    body = "".join(f"        {line}\n" for line in batch.splitlines())
+    code = (f"import asyncio\n{setup}\nasync def agent():\n    try:\n{body}    finally:\n"
+            "        print('acked')\nasyncio.run(agent())\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
 def test_a_batch_that_fails_unexpectedly_stops_the_worker_before_faust_acks_it():
-    # Faust acks a take_events batch in its finally: the process must be gone before that.
-    code = ("import asyncio\n"
-            "from pipeline.worker.failstop import fail_stop\n"
-            "async def agent():\n"
-            "    try:\n"
-            "        with fail_stop('ARI'):\n"
-            "            raise RuntimeError('no rule expected this')\n"
-            "    finally:\n"
-            "        print('acked')\n"
-            "asyncio.run(agent())\n")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    run = _run_batch_in_an_agent("from pipeline.worker.failstop import fail_stop",
+                                 "with fail_stop('ARI'):\n    raise RuntimeError('no rule expected this')")
     assert (run.returncode, run.stdout) == (70, "")
     assert "ARI failed on a batch; exiting before it is acknowledged" in run.stderr
     assert "RuntimeError: no rule expected this" in run.stderr
@@ -192,21 +193,13 @@ def test_an_agent_cancelled_mid_batch_finishes_the_batch_before_the_cancellation
 
 
 def test_a_batch_whose_work_is_cancelled_itself_stops_the_worker_before_faust_acks_it():
-    code = ("import asyncio\n"
-            "from pipeline.worker.failstop import finish\n"
-            "async def work():\n"
-            "    asyncio.current_task().cancel()\n"
-            "    await asyncio.sleep(1)\n"
-            "async def agent():\n"
-            "    try:\n"
-            "        await finish('alerts', work())\n"
-            "    finally:\n"
-            "        print('acked')\n"
-            "asyncio.run(agent())\n")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    run = _run_batch_in_an_agent("from pipeline.worker.failstop import finish\n"
+                                 "async def work():\n    asyncio.current_task().cancel()\n    await asyncio.sleep(1)",
+                                 "await finish('alerts', work())")
     assert (run.returncode, run.stdout) == (70, "")
     assert "alerts failed on a batch; exiting before it is acknowledged" in run.stderr
     assert "the batch's work was cancelled before it finished" in run.stderr
+
 
 def test_an_application_state_saved_before_offsets_holds_its_metric_batches_by_id():
     # what the per-application watch of issue 5 wrote: the id of the last metric batch applied
