@@ -291,3 +291,50 @@ def test_the_sql_page_in_a_browser(running_api):
                                   "metadata", "recorded_at"]
     assert (seen["vitalsStatus"], seen["invalidAfter"]) == ("0 rows", None)
     assert seen["pageErrors"] == []
+
+
+def test_the_budgets_page_in_a_browser(running_api):
+    """#/budgets with the worker counting: each budget's use, state and freshness; a
+    refused form with the api's message at its field; a budget created through the form;
+    one deleted after the confirmation in place."""
+    from tests.test_budgets_live import start_worker
+    from sophra.processes import terminate
+
+    clear_of_the_hour_end(120)  # the day stays the same through the test
+    api = running_api()
+    worker = start_worker(api.settings, "budgets-page")
+    try:
+        with api.client() as http:
+            one = http.post("/api/budgets", json={"name": "Bot one", "scope": "agent", "agent_id": "bot-1",
+                                                  "limit": 1000, "period": "day"}).json()
+            http.post("/api/budgets", json={"name": "All agents", "scope": "account", "limit": 100, "period": "day"})
+            assert http.post("/api/vitals", json={"agentId": "bot-1", "metrics": {"tokenConsumption": 850}}
+                             ).status_code == 200
+            assert eventually(lambda: http.get(f"/api/budgets/{one['id']}").json()["used"] == 850, 120)
+            cfg = {"base": api.url, "key": api.key, "shots": str(SHOTS)}
+            out = subprocess.run(["node", str(BROWSER_DIR / "budgets.js"), json.dumps(cfg)], capture_output=True,
+                                 text=True, timeout=120)
+            assert out.returncode == 0, out.stderr
+            seen = json.loads(out.stdout)
+            assert "failure" not in seen, seen["failure"]
+            made = http.get("/api/budgets").json()["budgets"]
+    finally:
+        terminate(worker)
+    assert seen["navCurrent"] == "page"
+    assert seen["rows"] == [
+        ["Bot one", "agent bot-1", "per day", "850", "1,000", "85 %", "▲ over 80 %", "not at this pace"],
+        ["All agents", "whole account", "per day", "850", "100", "850 %", "✖ exhausted", "exhausted"]]
+    assert seen["meters"] == [85, 100]
+    assert seen["fieldsShown"] == ["name", "scope", "agent_id", "limit", "period"]
+    assert seen["groupFields"] == ["name", "scope", "tag", "tag_value", "limit", "period", "window"]
+    assert seen["error"].startswith("tag_value: ")
+    assert (seen["invalid"], seen["focused"], seen["invalidAfter"]) == ("true", "budget-tag_value", None)
+    group = made[-1]
+    assert (group["scope"], group["tag"], group["tag_value"], group["limit"], group["window"]) == (
+        "group", "team", "support", 5000, "6h")
+    assert seen["afterCreate"][2] == [group["name"], "team = support", "rolling 6h", "0", "5,000", "0 %", "✓ ok",
+                                      "not at this pace"]
+    assert seen["confirm"] == "Delete it? Yes, delete Cancel"
+    assert seen["afterDelete"] == ["All agents", group["name"]]
+    assert [b["name"] for b in made] == ["All agents", group["name"]]
+    assert seen["pageErrors"] == []

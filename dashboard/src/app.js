@@ -9,6 +9,7 @@ import { applicationsPage } from './page-applications.js';
 import { applicationPage } from './page-application.js';
 import { keysPage } from './page-keys.js';
 import { sqlPage } from './page-sql.js';
+import { budgetsPage } from './page-budgets.js';
 
 const main = document.getElementById('main');
 const $ = (id) => document.getElementById(id);
@@ -46,6 +47,7 @@ const go = router([
   [/^#\/agents\/(.+)$/, guarded('agents', agentPage)],
   [/^#\/applications$/, guarded('applications', applicationsPage)],
   [/^#\/applications\/(.+)$/, guarded('applications', applicationPage)],
+  [/^#\/budgets$/, guarded('budgets', budgetsPage)],
   [/^#\/sql$/, guarded('sql', sqlPage)],
   [/^#\/keys$/, guarded('keys', keysPage)],
 ], session.key ? '#/agents' : '#/sign-in');
