@@ -298,6 +298,15 @@ def test_vitals_answer_carries_the_budget_within_the_documented_freshness(api):
             assert eventually(lambda: figures(http, team["id"])[0] == 3_000, FRESHNESS_S, 0.02), (
                 figures(http, team["id"]), worker_said(worker))
             took = time.monotonic() - started
+            # the API's forecast from the worker's counts, at the request's time: 3,000 since creation
+            before = time.time_ns() // 1_000_000
+            got = http.get(f"/api/budgets/{team['id']}").json()
+            after = time.time_ns() // 1_000_000
+            created = ms(team["created_at"])
+            assert created < before and got["used"] == 3_000
+            assert (iso(before + -(-7_000 * (before - created) // 3_000)) <= got["forecast_exhaustion_at"]
+                    <= iso(after + -(-7_000 * (after - created) // 3_000)))
+            assert (got["forecast_exhaustion_lower"], got["forecast_exhaustion_upper"]) == (None, None)  # one count
             second = report("o2", 5_000)
             assert second["budget"] == {"id": team["id"], "remaining": 2_000, "percent_used": 80.0,
                                         "exhausted": False, "forecast_exhaustion_at": paced(team, second, 8_000),
