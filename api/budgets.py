@@ -16,7 +16,7 @@ from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.budget_book import BudgetBook
-from pipeline.budgets import covers, figures, metadata_of, slot
+from pipeline.budgets import covers, exhaustion, figures, metadata_of, slot
 from pipeline.alerts.conditions import duration_ms
 from pipeline.topic_table import PromptTopicTable
 from schemas import codec
@@ -77,7 +77,14 @@ class BudgetOut(BaseModel):
     resets_at: str | None = Field(description="End of the calendar period; null for a rolling window")
     as_of: str | None = Field(description="Recording time of the newest report the worker has counted; null before "
                                           "the first")
-    forecast_exhaustion_at: str | None = Field(description="Reserved for the exhaustion forecast; null for now")
+    forecast_exhaustion_at: str | None = Field(description="When the budget runs out at the current pace; null if it "
+                                                         "will not before it resets (or within the window), or is "
+                                                         "exhausted already")
+    forecast_exhaustion_lower: str | None = Field(description="The forecast's interval, early end: at the fast end of "
+                                                            "the pace's interval; null without one")
+    forecast_exhaustion_upper: str | None = Field(description="The forecast's interval, late end: at the slow end of "
+                                                            "the pace's interval; null without one, or when at that "
+                                                            "pace it does not run out")
 
 
 class BudgetList(BaseModel):
@@ -206,7 +213,9 @@ def out(request: Request, b: dict) -> BudgetOut:
                      updated_at=_iso(b["updated_at"]), used=f["used"], remaining=f["remaining"],
                      percent_used=f["percent_used"], exhausted=f["exhausted"], since=iso_ms(f["since"]),
                      resets_at=_iso(f["resets_at"]), as_of=_iso(f["as_of"]),
-                     forecast_exhaustion_at=_iso(f["forecast_exhaustion_at"]))
+                     forecast_exhaustion_at=_iso(f["forecast_exhaustion_at"]),
+                     forecast_exhaustion_lower=_iso(f["forecast_exhaustion_lower"]),
+                     forecast_exhaustion_upper=_iso(f["forecast_exhaustion_upper"]))
 
 
 def signal(state, record: dict) -> BudgetSignal | None:
@@ -224,16 +233,17 @@ def signal(state, record: dict) -> BudgetSignal | None:
             continue
         partials = state.budget_usage.of(b["id"])
         counted = [*partials, _this_report(b, record)] if record["recorded_at"] >= b["created_at"] else partials
-        f = figures(b, counted, now)
+        f = figures(b, counted, now, ahead=False)  # forecast only the tightest, below
         f["as_of"] = max((p["counted_through"] for p in partials), default=None)  # the worker's, not this report's
         if tightest is None or (f["percent_used"], -f["remaining"]) > (tightest[1]["percent_used"],
                                                                         -tightest[1]["remaining"]):
-            tightest = (b, f)
+            tightest = (b, f, counted)
     if tightest is None:
         return None
-    b, f = tightest
+    b, f, counted = tightest
+    ahead = exhaustion(b, [c for p in counted for c in p["counts"]], now)
     return BudgetSignal(id=b["id"], remaining=f["remaining"], percent_used=f["percent_used"], exhausted=f["exhausted"],
-                        forecast_exhaustion_at=_iso(f["forecast_exhaustion_at"]), as_of=_iso(f["as_of"]))
+                        forecast_exhaustion_at=_iso(ahead and ahead["at"]), as_of=_iso(f["as_of"]))
 
 
 def _this_report(b: dict, record: dict) -> dict:

@@ -124,7 +124,9 @@ class BudgetSignal(BaseModel):
     remaining: int
     percent_used: float
     exhausted: bool
-    forecast_exhaustion_at: str | None = Field(description="Reserved for the exhaustion forecast; null for now")
+    forecast_exhaustion_at: str | None = Field(description="When the budget runs out at the current pace, this report "
+                                                         "included; null if it will not before it resets (or within "
+                                                         "the window), or is exhausted already")
     as_of: str | None = Field(description="Recording time of the newest report the worker had counted; this report is "
                                           "added to the figures on top of it")
 

@@ -1,4 +1,5 @@
-"""Token budgets (issue 16): which reports a budget counts, its periods, and its usage.
+"""Token budgets (issue 16): which reports a budget counts, its periods, its usage, and
+when it runs out at the current pace (the exhaustion forecast).
 
 One home for the rules the worker (pipeline/worker/budgets.py) and the api
 (api/budgets.py) share; semantics and numbers: docs/budgets.md.
@@ -15,7 +16,12 @@ as a cumulative figure: the api sums the latest partial of each partition, so a 
 produced twice changes nothing.
 """
 import json
+import math
 from datetime import datetime, timedelta, timezone
+
+import numpy as np
+
+from .forecast import forecast
 
 LONG_MAX = 2**63 - 1  # an Avro long: crafted reports (2^53 tokens each) could pass it; a count stops there
 SCOPES = ("agent", "group", "account")
@@ -127,14 +133,77 @@ def used(budget: dict, counts: list[dict], now: int) -> int:
     return sum(c["used"] for c in counts if lo <= c["start"] <= hi)
 
 
-def figures(budget: dict, partials: list[dict], now: int) -> dict:
-    """used, remaining, percent_used, exhausted, since, resets_at, as_of of a budget from
-    the latest partial of each partition (budget_usage records)."""
-    total = used(budget, [c for p in partials for c in p["counts"]], now)
+def figures(budget: dict, partials: list[dict], now: int, ahead: bool = True) -> dict:
+    """used, remaining, percent_used, exhausted, since, resets_at, as_of and the exhaustion
+    forecast (unless not `ahead`: None) of a budget from the latest partial of each
+    partition (budget_usage records)."""
+    counts = [c for p in partials for c in p["counts"]]
+    total = used(budget, counts, now)
     limit = budget["limit"]
     through = max((p["counted_through"] for p in partials), default=None)
+    ahead = exhaustion(budget, counts, now) if ahead else None
     return {"used": total, "remaining": max(0, limit - total), "percent_used": round(total * 100 / limit, 2),
             "exhausted": total >= limit, "since": since(budget, now),
             "resets_at": next_period(budget, slot(budget, now)), "as_of": through,
-            # room for part 2 of issue 16 (the worker's exhaustion forecast): null until it exists
-            "forecast_exhaustion_at": None}
+            "forecast_exhaustion_at": ahead and ahead["at"], "forecast_exhaustion_lower": ahead and ahead["lower"],
+            "forecast_exhaustion_upper": ahead and ahead["upper"]}
+
+
+MIN_HISTORY = 3  # complete buckets pipeline/forecast.py needs; below, the average pace
+
+
+def pace(budget: dict, counts: list[dict], now: int) -> tuple:
+    """The current pace as (tokens, per ms), with its interval's ends (None without one);
+    kept as a ratio so that whole figures give exact times.
+
+    A rolling window's complete buckets since `since` are a series: pipeline/forecast.py
+    forecasts its next bucket with its LEVEL interval (with at most 59 buckets that is its
+    naive rule: the last bucket, the spread of bucket-to-bucket changes). A calendar
+    period holds one count, so its pace is the average since `since`, without interval."""
+    start = since(budget, now)
+    if budget["period"] == "rolling":
+        b = bucket_ms(budget)
+        first = -(-start // b) * b  # the bucket holding `since` may be partly before it
+        starts = range(first, slot(budget, now), b)
+        if len(starts) >= MIN_HISTORY:
+            by_start = {}
+            for c in counts:
+                by_start[c["start"]] = by_start.get(c["start"], 0) + c["used"]
+            f = forecast(np.array([float(by_start.get(s, 0)) for s in starts]), (BUCKETS,), 1)
+            return (f.mean[0], b), (f.lower[0], b), (f.upper[0], b)
+    return (used(budget, counts, now), now - start), None, None
+
+
+def reach(budget: dict, counts: list[dict], now: int, rate: tuple | None) -> int | None:
+    """When the figures reach the limit if tokens keep coming at `rate` (tokens, per ms) from `now`:
+    before the calendar period resets, or within the next window (as it slides, the oldest
+    buckets leave the figures); None if not."""
+    if rate is None or rate[0] <= 0 or rate[1] <= 0:
+        return None
+    tokens, per = rate
+    limit, current = budget["limit"], slot(budget, now)
+    if budget["period"] != "rolling":
+        at = now + math.ceil((limit - used(budget, counts, now)) * per / tokens)
+        return at if at < next_period(budget, current) else None
+    b = bucket_ms(budget)
+    for k in range(BUCKETS):  # bucket k ahead: the window holds the counts from its start - 59 buckets
+        begins = current + k * b
+        known = sum(c["used"] for c in counts if begins - (BUCKETS - 1) * b <= c["start"] <= current)
+        at = now + math.ceil((limit - known) * per / tokens)
+        if at < begins + b:
+            return max(at, now)
+    return None
+
+
+def exhaustion(budget: dict, counts: list[dict], now: int) -> dict | None:
+    """{"at", "lower", "upper"} (epoch ms) of exhaustion at the current pace: `at` from the
+    pace, `lower` from its interval's fast end, `upper` from its slow end (None when at
+    that pace it does not exhaust). None when the budget is exhausted already or will not
+    be at the current pace (no consumption, or not before the reset or within the window)."""
+    if used(budget, counts, now) >= budget["limit"]:
+        return None
+    rate, low, high = pace(budget, counts, now)
+    at = reach(budget, counts, now, rate)
+    if at is None:
+        return None
+    return {"at": at, "lower": reach(budget, counts, now, high), "upper": reach(budget, counts, now, low)}

@@ -3,7 +3,7 @@
 import json
 from datetime import datetime, timezone
 
-from pipeline.budgets import count, covers, figures, next_period, since, slot
+from pipeline.budgets import count, covers, exhaustion, figures, next_period, since, slot
 from pipeline.worker.budgets import apply_batch, partition_of, state_key
 from schemas import codec
 
@@ -44,7 +44,10 @@ def test_a_rolling_window_counts_its_last_60_buckets():
     f = figures(b, [{"counts": counts, "counted_through": partial["through"]}], at("2026-12-09T11:00:30"))
     assert (f["used"], f["remaining"], f["percent_used"], f["exhausted"]) == (900, 100, 90.0, False)
     assert f["since"] == at("2026-12-09T10:01:00") and f["resets_at"] is None
-    assert f["as_of"] == at("2026-12-09T11:00:05") and f["forecast_exhaustion_at"] is None
+    assert f["as_of"] == at("2026-12-09T11:00:05")
+    # the pace: the last complete bucket (10:59, 300 tokens a minute), the 100 left in 20 s
+    assert (f["forecast_exhaustion_at"], f["forecast_exhaustion_lower"], f["forecast_exhaustion_upper"]) == (
+        at("2026-12-09T11:00:50"), at("2026-12-09T11:00:50"), at("2026-12-09T11:00:50"))
     f = figures(b, [{"counts": counts, "counted_through": partial["through"]}], at("2026-12-09T09:59:00"))
     assert f["used"] == 0  # nothing counted lies in the window ending then
 
@@ -66,6 +69,51 @@ def test_a_partial_keeps_the_current_and_previous_period_and_sums_across_partiti
     assert f["resets_at"] == at("2026-12-10T00:00:00") and f["as_of"] == at("2026-12-09T02:00:00")
     assert since(b, at("2026-12-09T12:00:00")) == at("2026-12-09T00:00:00")
     assert since(budget("day", created="2026-12-09T08:00:00"), at("2026-12-09T12:00:00")) == at("2026-12-09T08:00:00")
+
+
+def day_counts(used: int) -> list[dict]:
+    return [{"start": at("2026-12-09T00:00:00"), "used": used}]
+
+
+def test_a_calendar_budget_runs_out_at_its_average_pace_since_the_period_began():
+    noon = at("2026-12-09T12:00:00")
+    # 600 of 1,000 by noon: 50 an hour, so the 400 left last 8 hours; one count a period: no interval
+    assert exhaustion(budget("day"), day_counts(600), noon) == {"at": at("2026-12-09T20:00:00"), "lower": None,
+                                                                 "upper": None}
+    # a budget made at 06:00 counts its pace from then: 100 an hour
+    assert exhaustion(budget("day", created="2026-12-09T06:00:00"), day_counts(600), noon)["at"] == at(
+        "2026-12-09T16:00:00")
+    # 500 by noon reaches 1,000 at midnight, when the day resets: it does not run out; nor without use
+    assert exhaustion(budget("day"), day_counts(500), noon) is None
+    assert exhaustion(budget("day"), day_counts(0), noon) is None
+    assert exhaustion(budget("day"), day_counts(1_000), noon) is None  # exhausted already: `exhausted` says so
+    f = figures(budget("day"), [{"counts": day_counts(600), "counted_through": noon}], noon)
+    assert (f["forecast_exhaustion_at"], f["forecast_exhaustion_lower"], f["forecast_exhaustion_upper"]) == (
+        at("2026-12-09T20:00:00"), None, None)
+    assert figures(budget("day"), [{"counts": day_counts(600), "counted_through": noon}], noon,
+                   ahead=False)["forecast_exhaustion_at"] is None
+
+
+def test_a_rolling_budget_forecasts_its_next_bucket_with_an_interval():
+    b = budget("rolling", 3_600_000, created="2026-12-09T10:00:00")  # one-minute buckets
+    minute = 60_000
+    # 10:00 .. 10:29 alternate 10 and 30 tokens (600), 15 so far in 10:30: 615 used, 385 left
+    counts = [{"start": at("2026-12-09T10:00:00") + i * minute, "used": (10, 30)[i % 2]} for i in range(30)]
+    counts.append({"start": at("2026-12-09T10:30:00"), "used": 15})
+    # pipeline/forecast.py's naive rule on the 30 complete buckets: the last (30 a minute), and the
+    # 10 % / 90 % quantiles of the changes between buckets (-20, +20): 10 to 50 a minute
+    assert exhaustion(b, counts, at("2026-12-09T10:30:30")) == {
+        "at": at("2026-12-09T10:43:20"),  # 385 / 30 a minute = 12 min 50 s
+        "lower": at("2026-12-09T10:38:12"),  # 385 / 50 = 7 min 42 s
+        "upper": None}  # at 10 a minute the buckets leaving the window outpace it: never
+    # made at 10:29: one complete bucket, fewer than forecast.py needs (3): the average pace since
+    # `since`, without interval (60 tokens in 1.5 min: 40 a minute)
+    young = budget("rolling", 3_600_000, created="2026-12-09T10:29:00")
+    assert exhaustion(young, [{"start": at("2026-12-09T10:29:00"), "used": 60}], at("2026-12-09T10:30:30")) == {
+        "at": at("2026-12-09T10:54:00"), "lower": None, "upper": None}  # 940 / 40 a minute = 23.5 min
+    # a steady 10 a minute can never fill 1,000 in a 60-minute window
+    steady = [{"start": at("2026-12-09T10:00:00") + i * minute, "used": 10} for i in range(31)]
+    assert exhaustion(b, steady, at("2026-12-09T10:30:30")) is None
 
 
 def test_scopes():

@@ -73,6 +73,15 @@ def produce(s, records):
     assert p.flush(30) == 0
 
 
+def paced(budget: dict, answer: dict, used: int) -> str | None:
+    """docs/budgets.md's forecast for a calendar budget made this period, in the vitals
+    answer (its `now` is the report's recording): the average pace since its creation."""
+    now, created = ms(answer["vital"]["recorded_at"]), ms(budget["created_at"])
+    if now == created:
+        return None  # no time elapsed: no pace
+    return iso(now + -(-(budget["limit"] - used) * (now - created) // used))
+
+
 def figures(http, budget_id) -> tuple:
     b = http.get(f"/api/budgets/{budget_id}").json()
     return b["used"], b["remaining"], b["percent_used"], b["exhausted"]
@@ -97,7 +106,8 @@ def test_crud_validation_and_tenancy(api):
             "tag": None, "tag_value": None, "limit": 50_000, "period": "day", "window": None,
             "created_at": agent["created_at"], "updated_at": None, "used": 0, "remaining": 50_000,
             "percent_used": 0.0, "exhausted": False, "since": agent["created_at"],  # created after the day began
-            "resets_at": iso(midnight + 86_400_000), "as_of": None, "forecast_exhaustion_at": None}
+            "resets_at": iso(midnight + 86_400_000), "as_of": None, "forecast_exhaustion_at": None,
+            "forecast_exhaustion_lower": None, "forecast_exhaustion_upper": None}
         assert agent["id"].startswith("bdg_")
         group = http.post("/api/budgets", json={"name": "Support team", "scope": "group", "tag": "team",
                                                 "tag_value": "support", "limit": 1_000_000, "period": "rolling",
@@ -281,15 +291,25 @@ def test_vitals_answer_carries_the_budget_within_the_documented_freshness(api):
 
             first = report("o1", 3_000)
             assert first["budget"] == {"id": team["id"], "remaining": 7_000, "percent_used": 30.0, "exhausted": False,
-                                       "forecast_exhaustion_at": None, "as_of": None}
+                                       "forecast_exhaustion_at": paced(team, first, 3_000), "as_of": None}
+            assert first["budget"]["forecast_exhaustion_at"] is not None
             assert set(first) == {"success", "health", "vital", "budget"}  # the reference's fields, untouched
             started = time.monotonic()
             assert eventually(lambda: figures(http, team["id"])[0] == 3_000, FRESHNESS_S, 0.02), (
                 figures(http, team["id"]), worker_said(worker))
             took = time.monotonic() - started
+            # the API's forecast from the worker's counts, at the request's time: 3,000 since creation
+            before = time.time_ns() // 1_000_000
+            got = http.get(f"/api/budgets/{team['id']}").json()
+            after = time.time_ns() // 1_000_000
+            created = ms(team["created_at"])
+            assert created < before and got["used"] == 3_000
+            assert (iso(before + -(-7_000 * (before - created) // 3_000)) <= got["forecast_exhaustion_at"]
+                    <= iso(after + -(-7_000 * (after - created) // 3_000)))
+            assert (got["forecast_exhaustion_lower"], got["forecast_exhaustion_upper"]) == (None, None)  # one count
             second = report("o2", 5_000)
             assert second["budget"] == {"id": team["id"], "remaining": 2_000, "percent_used": 80.0,
-                                        "exhausted": False, "forecast_exhaustion_at": None,
+                                        "exhausted": False, "forecast_exhaustion_at": paced(team, second, 8_000),
                                         "as_of": first["vital"]["recorded_at"]}
             assert eventually(lambda: figures(http, team["id"])[0] == 8_000, FRESHNESS_S, 0.02)
             third = report("o3", 4_000)
@@ -300,12 +320,16 @@ def test_vitals_answer_carries_the_budget_within_the_documented_freshness(api):
             assert http.post("/api/budgets", json={"scope": "agent", "agent_id": "o4", "limit": 100_000,
                                                    "period": "week"}).status_code == 201
             assert eventually(lambda: figures(http, team["id"])[0] == 12_000, FRESHNESS_S, 0.02)
+            got = http.get(f"/api/budgets/{team['id']}").json()  # exhausted: no forecast, in the API either
+            assert [got[k] for k in ("forecast_exhaustion_at", "forecast_exhaustion_lower",
+                                     "forecast_exhaustion_upper")] == [None, None, None]
             assert report("o4", 500)["budget"]["id"] == team["id"]  # 125 % of the group's beats 0.5 % of its own
             alone = http.post("/api/budgets", json={"scope": "agent", "agent_id": "o6", "limit": 1_000,
                                                     "period": "month"}).json()
-            assert report("o6", 250, "sales")["budget"] == {  # out of the group: its own budget only
+            sixth = report("o6", 250, "sales")
+            assert sixth["budget"] == {  # out of the group: its own budget only
                 "id": alone["id"], "remaining": 750, "percent_used": 25.0, "exhausted": False,
-                "forecast_exhaustion_at": None, "as_of": None}
+                "forecast_exhaustion_at": paced(alone, sixth, 250), "as_of": None}
             sales = report("o5", 500, "sales")
             assert set(sales) == {"success", "health", "vital"}  # no budget covers it: the reference's answer exactly
     finally:
