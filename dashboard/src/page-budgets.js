@@ -18,7 +18,10 @@ function state(b) {
 
 function forecast(b) {
   if (b.exhausted) return 'exhausted';
-  return b.forecast_exhaustion_at ? esc(dateTime(b.forecast_exhaustion_at)) : '<span class="muted">not at this pace</span>';
+  if (!b.forecast_exhaustion_at) return '<span class="muted">not at this pace</span>';
+  const lo = b.forecast_exhaustion_lower, hi = b.forecast_exhaustion_upper;
+  const range = lo || hi ? `<div class="muted">between ${esc(lo ? dateTime(lo) : 'now')} and ${esc(hi ? dateTime(hi) : 'later')}</div>` : '';
+  return `<time datetime="${esc(b.forecast_exhaustion_at)}">${esc(dateTime(b.forecast_exhaustion_at))}</time>${range}`;
 }
 
 export async function budgetsPage(main) {

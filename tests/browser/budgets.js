@@ -25,6 +25,7 @@ const { chromium } = require('playwright-core');
     await rowCount(2);
     seen.navCurrent = await page.getAttribute('[data-nav="budgets"]', 'aria-current');
     seen.rows = await table();
+    seen.forecasts = await page.$$eval('#budgets-table td.budget-forecast', (tds) => tds.map((td) => td.querySelector('time')?.getAttribute('datetime') ?? null));
     seen.meters = await page.$$eval('#budgets-table meter', (ms) => ms.map((m) => m.value));
     seen.fieldsShown = await page.$$eval('#budget-form .field[data-field]', (fs) => fs.filter((f) => !f.hidden).map((f) => f.dataset.field));
     await page.screenshot({ path: path.join(cfg.shots, 'budgets.png'), fullPage: true });
