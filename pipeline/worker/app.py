@@ -46,6 +46,14 @@ BATCH = 500
 BATCH_WITHIN_S = 0.05
 
 
+def _datadir(settings: Settings):
+    """Faust's own folder (it keeps little with in-memory tables): beside the rest of the
+    data rather than in whatever folder the worker was started from."""
+    folder = settings.data_dir / f"{settings.worker_id}-worker"
+    folder.mkdir(parents=True, exist_ok=True)  # faust makes only the last level
+    return folder
+
+
 def create_app(settings: Settings, bootstrap: str, rules: RuleBook, book: BudgetBook) -> faust.App:
     """The worker's Faust app; `rules` is the started book of alert rules it evaluates,
     `book` the started book of token budgets it counts."""
@@ -56,6 +64,7 @@ def create_app(settings: Settings, bootstrap: str, rules: RuleBook, book: Budget
         topic_partitions=AGENT_VITALS.partitions,
         producer_acks=-1,
         web_enabled=False,
+        datadir=str(_datadir(settings)),
         table_cleanup_interval=60.0,
         # static membership: a replica restarted after a crash rejoins as itself, so the group
         # does not wait out the dead member's session (60 s without input) before resuming
