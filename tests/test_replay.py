@@ -30,6 +30,7 @@ pytestmark = pytest.mark.integration
 FROM = H.T0 + 5 * H.STEP
 COLS = ["tenant", "agent_id", "intervention_id", "protocol", "severity", "description", "tokens_saved", "details",
         "opened_at", "closed_at", "version"]
+OUTCOME_COLS = ["outcome", "outcome_details", "tokens_saved_measured"]  # nullable: the stale rows leave them NULL
 
 
 def histories():
@@ -41,7 +42,7 @@ def histories():
 def stale(agent, iv_id, opened_step, **kw):
     return {"tenant": "t_ari", "agent_id": agent, "intervention_id": iv_id, "protocol": 4, "severity": "high",
             "description": "old rules", "tokens_saved": 1, "details": "{}", "opened_at": H.T0 + opened_step * H.STEP,
-            "closed_at": None, "version": 99_999, **kw}
+            "closed_at": None, "version": 99_999, **dict.fromkeys(OUTCOME_COLS), **kw}
 
 
 PRE_FROM = stale("healthy", "iv_old_p4", 1)          # opened before --from: replay leaves it
@@ -76,9 +77,10 @@ def env(make_settings):
 
 def stored(ch):
     rows = ch.query(f"SELECT {', '.join(COLS[:-3])}, toUnixTimestamp64Milli(opened_at), "
-                    "toUnixTimestamp64Milli(closed_at), version FROM ari_interventions FINAL "
+                    f"toUnixTimestamp64Milli(closed_at), version, {', '.join(OUTCOME_COLS)} "
+                    "FROM ari_interventions FINAL "
                     "ORDER BY opened_at, agent_id, intervention_id").result_rows
-    return [dict(zip(COLS, r)) for r in rows]
+    return [dict(zip(COLS + OUTCOME_COLS, r)) for r in rows]
 
 
 def expected(hist, since=FROM, until=None, extra=(PRE_FROM,)):
