@@ -253,3 +253,20 @@ def test_an_episode_opened_before_outcomes_were_measured_closes_without_one():
         versions += out
     assert [(v["version"], v["outcome"]) for v in versions] == [(10013, None), (10015, None)]
     assert "measuring" not in state
+
+
+def test_an_episode_still_open_after_the_set_time_is_measured_and_keeps_its_outcome(monkeypatch):
+    from pipeline.ari import rules
+    monkeypatch.setattr(rules, "OUTCOME_OPEN_AFTER_MS", 5 * STEP)  # 30 min in production: 5 snapshots here
+    # loops climbing by 40 a snapshot keep spiking: the episode opened at 12 stays open until 22
+    history = ([steady(i, "long") for i in range(10)] + [steady(i, "long", loops=40 * (i - 8)) for i in range(10, 22)]
+               + [steady(i, "long") for i in range(22, 30)])
+    state, versions, _ = run(history)
+    # 17 is 5 snapshots after the opening: the after window is 17, 18, 19, measured while open
+    assert [(v["version"], v["closed_at"] is None, v["outcome"]) for v in versions if v["version"] >= 10018] == [
+        (10018, True, None), (10019, True, "worse"), (10019, True, "worse"), (10020, True, "worse"),
+        (10022, False, "worse")]  # its later versions, the close included, keep the outcome
+    [iv] = latest(versions)
+    assert _means(iv)["loop_frequency"] == (120.0, 400.0)              # 80, 120, 160 then 360, 400, 440
+    assert iv["tokens_saved_measured"] == 6100 - 5900                 # tokens did not drift: noise
+    assert state["measuring"] == {}                                  # not measured again once closed

@@ -123,8 +123,9 @@ def _episode(state: dict, vital: dict, protocol: int, active: bool, make) -> dic
     ep = state["episodes"].get(key)
     if active:
         if ep is None:
+            # "before": the outcome's before window, this snapshot included
             ep = {"id": f"iv_{vital['id']}_p{protocol}", "opened_at": vital["recorded_at"], "tokens_saved": 0,
-                  "before": list(state.get("outcome_rows", []))}  # the outcome's "before" window, this snapshot included
+                  "before": list(state.get("outcome_rows", []))}
         before = {k: ep.get(k) for k in ("severity", "description", "details", "tokens_saved")}
         ep["calm"] = 0
         make(ep)
@@ -142,7 +143,7 @@ def _episode(state: dict, vital: dict, protocol: int, active: bool, make) -> dic
     del state["episodes"][key]
     closed = _intervention(vital, protocol, ep, closed_at=vital["recorded_at"])
     # a state saved before outcomes were measured, or a young one, has no full "before" window
-    if len(ep.get("before", [])) == R.OUTCOME_WINDOW:
+    if len(ep.get("before", [])) == R.OUTCOME_WINDOW and "outcome" not in ep:
         state.setdefault("measuring", {})[ep["id"]] = {"record": closed, "before": ep["before"], "after": []}
     return closed
 
@@ -152,7 +153,8 @@ def _intervention(vital: dict, protocol: int, ep: dict, closed_at: int | None) -
             "protocol": protocol, "severity": ep["severity"], "description": ep["description"],
             "tokens_saved": clamp(int(round(ep["tokens_saved"]))), "details": json.dumps(ep["details"], sort_keys=True),
             "opened_at": ep["opened_at"], "closed_at": closed_at, "version": vital["id"],
-            "outcome": None, "outcome_details": None, "tokens_saved_measured": None}
+            "outcome": ep.get("outcome"), "outcome_details": ep.get("outcome_details"),
+            "tokens_saved_measured": ep.get("tokens_saved_measured")}
 
 
 def _worse(a: str | None, b: str) -> str:
@@ -165,9 +167,17 @@ OUTCOME_COLUMNS = METRICS + ("flagged",)  # an outcome row: the four metrics, th
 
 
 def _measure_outcomes(state: dict, vital: dict, orow: list[float]) -> list[dict]:
-    """Add this snapshot to the "after" window of every closed intervention still measuring;
-    returns the final version of each whose window is now full, with its outcome."""
+    """Add this snapshot to the "after" window of every closed intervention still measuring,
+    and of every episode open for OUTCOME_OPEN_AFTER_MS; returns the version of each whose
+    window is now full, with its outcome (an open episode keeps it for its later versions)."""
     done = []
+    for key, ep in state["episodes"].items():
+        if ("outcome" not in ep and len(ep.get("before", [])) == R.OUTCOME_WINDOW
+                and vital["recorded_at"] - ep["opened_at"] >= R.OUTCOME_OPEN_AFTER_MS):
+            ep["after"] = ep.get("after", []) + [orow]
+            if len(ep["after"]) == R.OUTCOME_WINDOW:
+                ep.update(outcome(int(key), ep["before"], ep.pop("after")))
+                done.append(_intervention(vital, int(key), ep, closed_at=None))
     for iv_id, m in list(state.get("measuring", {}).items()):
         m["after"].append(orow)
         if len(m["after"]) == R.OUTCOME_WINDOW:

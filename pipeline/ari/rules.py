@@ -38,6 +38,7 @@ OUTCOME_CHANGE = 0.2         # a watched metric's mean 20 % lower after is impro
 # the metrics each protocol is judged on ("flagged": the share of snapshots protocol 3 flagged)
 OUTCOME_WATCHED = {1: ("loop_frequency", "hallucination_rate"), 2: ("directive_conflicts",), 3: ("flagged",),
                    4: ("token_consumption",)}
+OUTCOME_OPEN_AFTER_MS = 30 * 60_000  # an episode still open this long after it opened is measured anyway
 TOKENS_SAVED_PROTOCOLS = (1, 4)  # the protocols that estimate tokens_saved also measure it
 
 # Checkups' token load bounds (reference 003's amber and red token thresholds)
