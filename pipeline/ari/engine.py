@@ -6,7 +6,9 @@ State is a JSON-serializable dict (it lives in a Faust table). Outputs are inter
 records (kind `ari_intervention`) and one status record per snapshot (kind `ari_status`).
 An intervention's id comes from the snapshot that opened its episode, and each update
 carries the id of the snapshot that caused it as its version, so a restart or a replay
-re-derives the same ids and ClickHouse keeps one row per intervention.
+re-derives the same ids and ClickHouse keeps one row per intervention. Once an episode
+closed (or stayed open OUTCOME_OPEN_AFTER_MS) and 3 more snapshots came, a new version
+carries its outcome: did the intervention work (docs/ari.md, Outcomes)?
 
 The rules and their numbers are documented in docs/ari.md; the numbers live in rules.py.
 """
@@ -189,7 +191,7 @@ def _measure_outcomes(state: dict, vital: dict, orow: list[float]) -> list[dict]
 
 def outcome(protocol: int, before: list[list[float]], after: list[list[float]]) -> dict:
     """Compare the windows (same length) on the protocol's watched metrics: worse if any rose
-    by OUTCOME_CHANGE or more, else improved if any fell by as much, else unchanged."""
+    by more than OUTCOME_CHANGE, else improved if any fell by more, else unchanged."""
     means = {name: (sum(b) / len(b), sum(a) / len(a))
              for name, b, a in zip(OUTCOME_COLUMNS, zip(*before), zip(*after))}
     verdicts = {_verdict(*means[name]) for name in R.OUTCOME_WATCHED[protocol]}
