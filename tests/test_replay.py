@@ -35,7 +35,9 @@ OUTCOME_COLS = ["outcome", "outcome_details", "tokens_saved_measured"]  # nullab
 
 def histories():
     events, storm = H.conflict_storm()
-    return {"burnout": (H.burnout(), []), "conflicts": (storm, events), "tokens": (H.token_spike(), []),
+    # the token drift goes on 2 snapshots past its history, so its outcome is measured (and replayed)
+    tokens = H.token_spike() + [H.steady(i, "tokens") for i in range(16, 18)]
+    return {"burnout": (H.burnout(), []), "conflicts": (storm, events), "tokens": (tokens, []),
             "healthy": (H.healthy_noise(n=60), [])}
 
 
@@ -165,6 +167,7 @@ def test_replay_replaces_derived_rows_and_rewrites_the_worker_state(env):
         ("tokens", "iv_10011_p4", 4, "high"),
         ("burnout", "iv_10012_p1", 1, "medium")]         # replaced, although its old version was higher
     assert stored(ch) == want                            # no iv_stale_p4, no iv_unlanded_p4, nothing for healthy
+    assert [(r["outcome"], r["tokens_saved_measured"]) for r in want if r["agent_id"] == "tokens"] == [("improved", 4000)]
     assert statuses(ch) == expected_statuses(hist)
     n_records = sum(len(v) + len(e) for v, e in hist.values())
     assert (first.ari.records, first.ari.skipped, first.ari.agents, first.ari.interventions,
