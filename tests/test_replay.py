@@ -167,7 +167,8 @@ def test_replay_replaces_derived_rows_and_rewrites_the_worker_state(env):
         ("tokens", "iv_10011_p4", 4, "high"),
         ("burnout", "iv_10012_p1", 1, "medium")]         # replaced, although its old version was higher
     assert stored(ch) == want                            # no iv_stale_p4, no iv_unlanded_p4, nothing for healthy
-    assert [(r["outcome"], r["tokens_saved_measured"]) for r in want if r["agent_id"] == "tokens"] == [("improved", 4000)]
+    assert [(r["outcome"], r["tokens_saved_measured"]) for r in want if r["agent_id"] == "tokens"] == [
+        ("improved", 4000)]
     assert statuses(ch) == expected_statuses(hist)
     n_records = sum(len(v) + len(e) for v, e in hist.values())
     assert (first.ari.records, first.ari.skipped, first.ari.agents, first.ari.interventions,
