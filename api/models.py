@@ -185,6 +185,8 @@ class AriStats(BaseModel):
     interventions_today: int = Field(description="Interventions opened since 00:00 UTC today")
     tokens_saved: int = Field(description="Tokens saved, estimated, over all interventions")
     conflicts_resolved: int = Field(description="Protocol 2 episodes that closed (conflicts back to 2 or fewer)")
+    tokens_saved_measured: int = Field(0, description="Tokens saved, measured (the drop after the episode), over "
+                                                      "the interventions whose outcome is measured")
 
 
 class InterventionOut(BaseModel):
@@ -198,6 +200,14 @@ class InterventionOut(BaseModel):
     created_at: str
     closed_at: str | None
     details: dict[str, Any]
+    outcome: Literal["improved", "unchanged", "worse"] | None = Field(
+        None, description="Whether the intervention worked, once the episode closed and the snapshots after it "
+                          "were measured (docs/ari.md, Outcomes); null until then")
+    outcome_details: dict[str, Any] | None = Field(
+        None, description="The outcome's figures: window, watched metrics, each metric's mean before and after")
+    tokens_saved_measured: int | None = Field(
+        None, description="Tokens saved, measured beside the tokens_saved estimate (protocols 1 and 4); null until "
+                          "the outcome is measured")
 
 
 class AriOut(BaseModel):

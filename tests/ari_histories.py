@@ -59,3 +59,9 @@ def corrupt(agent="corrupt") -> list[dict]:
             + [steady(9, agent, metadata={"tasks": "four"})]
             + [vital(10, agent, tokens=250_000, metadata={"tasks": "five"})]   # overflow, and 125x: corruption
             + [steady(i, agent, metadata={"tasks": "six"}) for i in range(11, 13)])
+
+
+def burnout_and_recovery(agent="recovers") -> list[dict]:
+    """Loops at 80 with 2500 tokens (below protocol 4's 130 %) for 4 snapshots, then back to calm."""
+    return ([steady(i, agent) for i in range(10)] + [vital(i, agent, tokens=2500, loops=80) for i in range(10, 14)]
+            + [steady(i, agent) for i in range(14, 20)])

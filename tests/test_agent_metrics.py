@@ -332,7 +332,8 @@ def test_vitals_from_before_the_rollups_are_rolled_up_once(make_settings):
                "DEFAULT now64(3)) ENGINE = ReplacingMergeTree ORDER BY version")
     ch.insert("schema_migrations", [[m.version, m.name] for m in before], column_names=["version", "name"])
 
-    assert migrate(s.clickhouse_dsn, s.clickhouse_database) == ["0009_agent_vitals_rollups", "0010_insight_episodes"]
+    assert migrate(s.clickhouse_dsn, s.clickhouse_database) == ["0009_agent_vitals_rollups", "0010_insight_episodes",
+                                                              "0011_intervention_outcomes"]
     again = next(m for m in migrations() if m.version == 9)
     for statement in again.statements():  # a crash before the migration was recorded: it runs again
         ch.command(statement)

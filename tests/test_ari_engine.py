@@ -2,9 +2,10 @@
 import copy
 import json
 
-from pipeline.ari.engine import baseline, new_state, step_event, step_vital
+from pipeline.ari.engine import baseline, new_state, outcome, step_event, step_vital
 
-from .ari_histories import burnout, conflict_storm, corrupt, healthy_noise, steady, token_spike, vital, T0, STEP
+from .ari_histories import (burnout, burnout_and_recovery, conflict_storm, corrupt, healthy_noise, steady, token_spike,
+                            vital, T0, STEP)
 
 
 def run(vitals, events=()):
@@ -183,3 +184,89 @@ def test_a_step_without_its_status_leaves_the_same_state_and_interventions():
             versions += out
         assert (without, versions) == with_status[:2]
         assert len(with_status[2]) == len(vitals)
+
+
+# -- outcomes: did the intervention work? -------------------------------------------------------
+
+def _means(iv):
+    return {m: (v["before"], v["after"]) for m, v in json.loads(iv["outcome_details"])["metrics"].items()}
+
+
+def test_a_burnout_followed_by_recovery_is_improved_with_its_figures():
+    state, versions, _ = run(burnout_and_recovery())
+    assert [(v["version"], v["outcome"]) for v in versions] == [
+        (10012, None), (10013, None), (10015, None), (10018, "improved")]
+    [iv] = latest(versions)
+    # closed by snapshot 15; the after window is 16, 17, 18; the before window 10, 11, 12 (it opened at 12)
+    assert (iv["intervention_id"], iv["closed_at"], iv["version"]) == ("iv_10012_p1", T0 + 15 * STEP, 10018)
+    assert json.loads(iv["outcome_details"])["watched"] == ["loop_frequency", "hallucination_rate"]
+    assert json.loads(iv["outcome_details"])["window"] == 3
+    assert _means(iv) == {"token_consumption": (2500.0, 2033.3333), "hallucination_rate": (0.02, 0.02),
+                          "loop_frequency": (80.0, 5.0), "directive_conflicts": (0.0, 0.0),
+                          "flagged": (0.0, 0.0)}
+    # measured: 3 x 2500 - (2100 + 1900 + 2100); estimated: the excess over the center while open
+    assert (iv["tokens_saved_measured"], iv["tokens_saved"]) == (1400, 800)
+    assert state["measuring"] == {}  # measured once, then forgotten
+    assert [v for v in run(burnout_and_recovery()[:18])[1] if v["outcome"]] == []  # window not full yet
+
+
+def test_conflicts_back_after_the_episode_are_worse_and_measure_no_tokens():
+    events, vitals = conflict_storm()
+    _, versions, _ = run(vitals + [steady(i, "conflicts", conflicts=2) for i in range(14, 17)], events)
+    [iv] = latest(versions)
+    # before: snapshots 6, 7, 8 (0, 0, 3 conflicts); after the close at 12: 13, 14, 15 (1, 2, 2)
+    assert (iv["outcome"], iv["version"], iv["tokens_saved_measured"]) == ("worse", 10015, None)
+    assert _means(iv)["directive_conflicts"] == (1.0, 1.6667)
+
+
+def test_token_drift_measures_the_drop_beside_the_estimate():
+    _, versions, _ = run(token_spike() + [steady(i, "tokens") for i in range(16, 18)])
+    [iv] = latest(versions)
+    # before: 1900 + 4000 + 4000 (opened at 11); after the close at 14: 1900 + 2100 + 1900
+    assert (iv["outcome"], iv["tokens_saved_measured"], iv["tokens_saved"]) == ("improved", 4000, 5800)
+
+
+def test_outcome_verdict_is_a_20_percent_change_of_a_watched_metric():
+    def rows(tokens, loops=5.0, flagged=0.0):
+        return [[tokens, 0.02, loops, 0.0, flagged]] * 3
+    assert outcome(4, rows(1000.0), rows(801.0))["outcome"] == "unchanged"
+    assert outcome(4, rows(1000.0), rows(799.0))["outcome"] == "improved"
+    worse = outcome(4, rows(1000.0), rows(1201.0))
+    assert (worse["outcome"], worse["tokens_saved_measured"]) == ("worse", 0)  # tokens rose: nothing saved
+    assert outcome(1, rows(1000.0, loops=0.0), rows(1000.0, loops=1.0))["outcome"] == "worse"  # any rise from 0
+    # burnout: one watched metric worse outweighs another improved
+    assert outcome(1, [[0.0, 0.02, 80.0, 0.0, 0.0]] * 3, [[0.0, 0.1, 5.0, 0.0, 0.0]] * 3)["outcome"] == "worse"
+    assert outcome(3, rows(0.0, flagged=1.0), rows(0.0))["outcome"] == "improved"
+    assert outcome(3, rows(0.0, flagged=1.0), rows(0.0))["tokens_saved_measured"] is None
+
+
+def test_an_episode_opened_before_outcomes_were_measured_closes_without_one():
+    # a state saved by the previous version: no outcome rows, no "before" in its episode
+    history = burnout_and_recovery()
+    state = new_state()
+    for v in history[:13]:
+        state, _, _ = step_vital(state, v)
+    del state["outcome_rows"], state["measuring"], state["episodes"]["1"]["before"]
+    versions = []
+    for v in history[13:]:
+        state, out, _ = step_vital(state, v)
+        versions += out
+    assert [(v["version"], v["outcome"]) for v in versions] == [(10013, None), (10015, None)]
+    assert "measuring" not in state
+
+
+def test_an_episode_still_open_after_the_set_time_is_measured_and_keeps_its_outcome(monkeypatch):
+    from pipeline.ari import rules
+    monkeypatch.setattr(rules, "OUTCOME_OPEN_AFTER_MS", 5 * STEP)  # 30 min in production: 5 snapshots here
+    # loops climbing by 40 a snapshot keep spiking: the episode opened at 12 stays open until 22
+    history = ([steady(i, "long") for i in range(10)] + [steady(i, "long", loops=40 * (i - 8)) for i in range(10, 22)]
+               + [steady(i, "long") for i in range(22, 30)])
+    state, versions, _ = run(history)
+    # 17 is 5 snapshots after the opening: the after window is 17, 18, 19, measured while open
+    assert [(v["version"], v["closed_at"] is None, v["outcome"]) for v in versions if v["version"] >= 10018] == [
+        (10018, True, None), (10019, True, "worse"), (10019, True, "worse"), (10020, True, "worse"),
+        (10022, False, "worse")]  # its later versions, the close included, keep the outcome
+    [iv] = latest(versions)
+    assert _means(iv)["loop_frequency"] == (120.0, 400.0)              # 80, 120, 160 then 360, 400, 440
+    assert iv["tokens_saved_measured"] == 6100 - 5900                 # tokens did not drift: noise
+    assert state["measuring"] == {}                                  # not measured again once closed

@@ -35,6 +35,7 @@ def histories():
     events, storm = H.conflict_storm()
     return {"burnout": (today(H.burnout()), []), "conflicts": (today(storm), today(events)),
             "tokens": (today(H.token_spike()), []), "corrupt": (today(H.corrupt()), []),
+            "recovers": (today(H.burnout_and_recovery()), []),
             "healthy": (today(H.healthy_noise(n=60)), []), "young": (today([H.steady(i, "young") for i in range(3)]), [])}
 
 
@@ -77,10 +78,11 @@ def ordered(hist):
 def stored_interventions(s):
     ch = connect(s.clickhouse_dsn, s.clickhouse_database)
     rows = ch.query("SELECT tenant, agent_id, intervention_id, protocol, severity, description, tokens_saved, details,"
-                    " toUnixTimestamp64Milli(opened_at), toUnixTimestamp64Milli(closed_at), version"
-                    " FROM ari_interventions FINAL ORDER BY opened_at, intervention_id").result_rows
+                    " toUnixTimestamp64Milli(opened_at), toUnixTimestamp64Milli(closed_at), version,"
+                    " outcome, outcome_details, tokens_saved_measured"
+                    " FROM ari_interventions FINAL ORDER BY opened_at, intervention_id, agent_id").result_rows
     cols = ["tenant", "agent_id", "intervention_id", "protocol", "severity", "description", "tokens_saved", "details",
-            "opened_at", "closed_at", "version"]
+            "opened_at", "closed_at", "version", "outcome", "outcome_details", "tokens_saved_measured"]
     return [dict(zip(cols, r)) for r in rows]
 
 
@@ -88,7 +90,7 @@ def expected_interventions(hist):
     out = []
     for vitals, events in hist.values():
         out += latest(run(vitals, events)[1])
-    return sorted(out, key=lambda v: (v["opened_at"], v["intervention_id"]))
+    return sorted(out, key=lambda v: (v["opened_at"], v["intervention_id"], v["agent_id"]))
 
 
 def snapshots(s) -> dict:
@@ -131,7 +133,8 @@ def test_histories_get_the_right_protocols_through_the_worker(api):
         assert [(i["protocol"], i["name"], i["severity"], i["status"], i["id"]) for i in burnout["interventions"]] == [
             (1, "Nerf Vague", "medium", "closed", "iv_10012_p1")]
         assert burnout["interventions"][0]["description"] == "Burnout risk detected — loop frequency spike"
-        assert burnout["stats"] == {"interventions_today": 1, "tokens_saved": 100, "conflicts_resolved": 0}
+        assert burnout["stats"] == {"interventions_today": 1, "tokens_saved": 100, "conflicts_resolved": 0,
+                                    "tokens_saved_measured": 0}
         assert burnout["checkups"] == {"auth": {"result": "ok", "text": "ALIGNÉ"},
                                        "integ": {"result": "ok", "text": "SAIN"},
                                        "charge": {"result": "ok", "text": "OPTIMAL"}}
@@ -140,23 +143,34 @@ def test_histories_get_the_right_protocols_through_the_worker(api):
         [iv] = conflicts["interventions"]
         assert (iv["protocol"], iv["severity"], iv["status"]) == (2, "high", "closed")
         assert iv["details"]["pattern"]["recurring_details"] == [["System prompt vs user instruction mismatch", 4]]
-        assert conflicts["stats"] == {"interventions_today": 1, "tokens_saved": 0, "conflicts_resolved": 1}
+        assert conflicts["stats"] == {"interventions_today": 1, "tokens_saved": 0, "conflicts_resolved": 1,
+                                     "tokens_saved_measured": 0}
 
         tokens = ari("tokens")
         assert [(i["protocol"], i["severity"], i["tokens_saved"]) for i in tokens["interventions"]] == [(4, "high", 5800)]
         assert tokens["stats"]["tokens_saved"] == 5800
+
+        # the episode closed and the 3 snapshots after it were measured: the measure beside the estimate
+        recovers = ari("recovers")
+        [iv] = recovers["interventions"]
+        assert (iv["outcome"], iv["tokens_saved"], iv["tokens_saved_measured"]) == ("improved", 800, 1400)
+        assert iv["outcome_details"]["metrics"]["loop_frequency"] == {"before": 80.0, "after": 5.0}
+        assert recovers["stats"]["tokens_saved_measured"] == 1400
+        assert (burnout["interventions"][0]["outcome"], burnout["interventions"][0]["tokens_saved_measured"]) == (
+            None, None)  # closed, but its after window is not full
 
         corrupt = ari("corrupt")
         assert [(i["protocol"], i["severity"]) for i in corrupt["interventions"]] == [(3, "high")]
 
         healthy = ari("healthy")
         assert healthy["interventions"] == [] and healthy["stats"] == {
-            "interventions_today": 0, "tokens_saved": 0, "conflicts_resolved": 0}
+            "interventions_today": 0, "tokens_saved": 0, "conflicts_resolved": 0, "tokens_saved_measured": 0}
 
         assert ari("young") == {
             "success": True, "agent_id": "young", "ready": False, "snapshots": 3,
             "message": "ARI starts after 5 snapshots; this agent has 3 so far",
-            "stats": {"interventions_today": 0, "tokens_saved": 0, "conflicts_resolved": 0},
+            "stats": {"interventions_today": 0, "tokens_saved": 0, "conflicts_resolved": 0,
+                      "tokens_saved_measured": 0},
             "checkups": {}, "interventions": []}
         assert http.get("/api/agents/nobody/ari").status_code == 404
     with api.client(api.new_key()) as other:
@@ -184,4 +198,6 @@ def test_a_worker_stopped_mid_stream_ends_where_an_uninterrupted_one_would(api):
     finally:
         terminate(worker)
     assert 0 < applied_before_stop < sum(len(v) for v, _ in hist.values())
-    assert ch.query("SELECT count(), uniqExact(intervention_id) FROM ari_interventions FINAL").result_rows == [(4, 4)]
+    # ids are unique per agent (two histories here open theirs at the same snapshot id)
+    assert ch.query("SELECT count(), uniqExact(agent_id, intervention_id) FROM ari_interventions FINAL"
+                    ).result_rows == [(5, 5)]

@@ -30,18 +30,21 @@ pytestmark = pytest.mark.integration
 FROM = H.T0 + 5 * H.STEP
 COLS = ["tenant", "agent_id", "intervention_id", "protocol", "severity", "description", "tokens_saved", "details",
         "opened_at", "closed_at", "version"]
+OUTCOME_COLS = ["outcome", "outcome_details", "tokens_saved_measured"]  # nullable: the stale rows leave them NULL
 
 
 def histories():
     events, storm = H.conflict_storm()
-    return {"burnout": (H.burnout(), []), "conflicts": (storm, events), "tokens": (H.token_spike(), []),
+    # the token drift goes on 2 snapshots past its history, so its outcome is measured (and replayed)
+    tokens = H.token_spike() + [H.steady(i, "tokens") for i in range(16, 18)]
+    return {"burnout": (H.burnout(), []), "conflicts": (storm, events), "tokens": (tokens, []),
             "healthy": (H.healthy_noise(n=60), [])}
 
 
 def stale(agent, iv_id, opened_step, **kw):
     return {"tenant": "t_ari", "agent_id": agent, "intervention_id": iv_id, "protocol": 4, "severity": "high",
             "description": "old rules", "tokens_saved": 1, "details": "{}", "opened_at": H.T0 + opened_step * H.STEP,
-            "closed_at": None, "version": 99_999, **kw}
+            "closed_at": None, "version": 99_999, **dict.fromkeys(OUTCOME_COLS), **kw}
 
 
 PRE_FROM = stale("healthy", "iv_old_p4", 1)          # opened before --from: replay leaves it
@@ -76,9 +79,10 @@ def env(make_settings):
 
 def stored(ch):
     rows = ch.query(f"SELECT {', '.join(COLS[:-3])}, toUnixTimestamp64Milli(opened_at), "
-                    "toUnixTimestamp64Milli(closed_at), version FROM ari_interventions FINAL "
+                    f"toUnixTimestamp64Milli(closed_at), version, {', '.join(OUTCOME_COLS)} "
+                    "FROM ari_interventions FINAL "
                     "ORDER BY opened_at, agent_id, intervention_id").result_rows
-    return [dict(zip(COLS, r)) for r in rows]
+    return [dict(zip(COLS + OUTCOME_COLS, r)) for r in rows]
 
 
 def expected(hist, since=FROM, until=None, extra=(PRE_FROM,)):
@@ -163,6 +167,8 @@ def test_replay_replaces_derived_rows_and_rewrites_the_worker_state(env):
         ("tokens", "iv_10011_p4", 4, "high"),
         ("burnout", "iv_10012_p1", 1, "medium")]         # replaced, although its old version was higher
     assert stored(ch) == want                            # no iv_stale_p4, no iv_unlanded_p4, nothing for healthy
+    assert [(r["outcome"], r["tokens_saved_measured"]) for r in want if r["agent_id"] == "tokens"] == [
+        ("improved", 4000)]
     assert statuses(ch) == expected_statuses(hist)
     n_records = sum(len(v) + len(e) for v, e in hist.values())
     assert (first.ari.records, first.ari.skipped, first.ari.agents, first.ari.interventions,

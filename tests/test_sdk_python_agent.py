@@ -232,7 +232,8 @@ def test_example_reads(api, tmp_path):
     assert (proc.returncode, proc.stderr) == (0, "")
     lines = proc.stdout.splitlines()
     assert sorted(lines[:2]) == ["helper warning amber", "my-agent critical red"]
-    assert lines[2:] == ["{'interventions_today': 0, 'tokens_saved': 0, 'conflicts_resolved': 0} {} []"]
+    assert lines[2:] == ["{'interventions_today': 0, 'tokens_saved': 0, 'conflicts_resolved': 0, "
+                         "'tokens_saved_measured': 0} {} []"]
 
 
 def test_example_asyncio(api, tmp_path):
@@ -369,7 +370,8 @@ def test_reads_key_and_base_url(api, monkeypatch):
     assert sdk.get_ari("reader") == {
         "success": True, "agent_id": "reader", "ready": False, "snapshots": 1,
         "message": "ARI starts after 5 snapshots; this agent has 1 so far",
-        "stats": {"interventions_today": 0, "tokens_saved": 0, "conflicts_resolved": 0}, "checkups": {},
+        "stats": {"interventions_today": 0, "tokens_saved": 0, "conflicts_resolved": 0, "tokens_saved_measured": 0},
+        "checkups": {},
         "interventions": []}
     for call in (lambda: sdk.get_vitals("nobody"), lambda: sdk.get_ari("nobody")):
         err = error_of(call)

@@ -21,12 +21,14 @@ SELECT count() AS n FROM agent_vitals FINAL WHERE tenant = %(tenant)s AND agent_
 """
 _STATS = """
 SELECT countIf(opened_at >= toStartOfDay(now64(3, 'UTC'))) AS today, sum(tokens_saved) AS saved,
-       countIf(protocol = 2 AND closed_at IS NOT NULL) AS resolved
+       countIf(protocol = 2 AND closed_at IS NOT NULL) AS resolved,
+       coalesce(sum(tokens_saved_measured), 0) AS saved_measured
 FROM ari_interventions FINAL WHERE tenant = %(tenant)s AND agent_id = %(agent)s
 """
 _INTERVENTIONS = """
 SELECT intervention_id, protocol, severity, description, tokens_saved, details,
-       toUnixTimestamp64Milli(opened_at) AS opened_ms, toUnixTimestamp64Milli(closed_at) AS closed_ms
+       toUnixTimestamp64Milli(opened_at) AS opened_ms, toUnixTimestamp64Milli(closed_at) AS closed_ms,
+       outcome, outcome_details, tokens_saved_measured
 FROM ari_interventions FINAL WHERE tenant = %(tenant)s AND agent_id = %(agent)s
 ORDER BY opened_at DESC, intervention_id DESC
 LIMIT %(limit)s
@@ -53,12 +55,14 @@ async def agent_ari(agent_id: str, tenant: Tenant, store: StoreDep,
     return AriOut(
         agent_id=agent_id, ready=True, snapshots=snapshots,
         stats=AriStats(interventions_today=stats["today"], tokens_saved=stats["saved"],
-                       conflicts_resolved=stats["resolved"]),
+                       conflicts_resolved=stats["resolved"], tokens_saved_measured=stats["saved_measured"]),
         checkups=json.loads(status[0]["checkups"]) if status else {},
         interventions=[InterventionOut(
             id=r["intervention_id"], protocol=r["protocol"], name=PROTOCOL_NAMES[r["protocol"]],
             description=r["description"], severity=r["severity"], tokens_saved=r["tokens_saved"],
             status="closed" if r["closed_ms"] is not None else "open", created_at=iso_ms(r["opened_ms"]),
             closed_at=iso_ms(r["closed_ms"]) if r["closed_ms"] is not None else None,
-            details=json.loads(r["details"])) for r in rows],
+            details=json.loads(r["details"]), outcome=r["outcome"],
+            outcome_details=json.loads(r["outcome_details"]) if r["outcome_details"] is not None else None,
+            tokens_saved_measured=r["tokens_saved_measured"]) for r in rows],
     )

@@ -6,7 +6,9 @@ State is a JSON-serializable dict (it lives in a Faust table). Outputs are inter
 records (kind `ari_intervention`) and one status record per snapshot (kind `ari_status`).
 An intervention's id comes from the snapshot that opened its episode, and each update
 carries the id of the snapshot that caused it as its version, so a restart or a replay
-re-derives the same ids and ClickHouse keeps one row per intervention.
+re-derives the same ids and ClickHouse keeps one row per intervention. Once an episode
+closed (or stayed open OUTCOME_OPEN_AFTER_MS) and 3 more snapshots came, a new version
+carries its outcome: did the intervention work (docs/ari.md, Outcomes)?
 
 The rules and their numbers are documented in docs/ari.md; the numbers live in rules.py.
 """
@@ -25,7 +27,7 @@ def new_state() -> dict:
     return {"snapshots": 0, "window": [], "recent": [],
             "meta_types": {}, "conflict_events": [], "burnout_run": 0, "token_run": 0, "token_run_excess": 0.0,
             "token_run_peak": [0.0, 0.0, 0.0],
-            "episodes": {}}
+            "episodes": {}, "outcome_rows": [], "measuring": {}}
 
 
 # -- baseline -----------------------------------------------------------------------------
@@ -123,7 +125,9 @@ def _episode(state: dict, vital: dict, protocol: int, active: bool, make) -> dic
     ep = state["episodes"].get(key)
     if active:
         if ep is None:
-            ep = {"id": f"iv_{vital['id']}_p{protocol}", "opened_at": vital["recorded_at"], "tokens_saved": 0}
+            # "before": the outcome's before window, this snapshot included
+            ep = {"id": f"iv_{vital['id']}_p{protocol}", "opened_at": vital["recorded_at"], "tokens_saved": 0,
+                  "before": list(state.get("outcome_rows", []))}
         before = {k: ep.get(k) for k in ("severity", "description", "details", "tokens_saved")}
         ep["calm"] = 0
         make(ep)
@@ -139,18 +143,76 @@ def _episode(state: dict, vital: dict, protocol: int, active: bool, make) -> dic
     if ep["calm"] < R.CLOSE_AFTER:
         return None
     del state["episodes"][key]
-    return _intervention(vital, protocol, ep, closed_at=vital["recorded_at"])
+    closed = _intervention(vital, protocol, ep, closed_at=vital["recorded_at"])
+    # a state saved before outcomes were measured, or a young one, has no full "before" window
+    if len(ep.get("before", [])) == R.OUTCOME_WINDOW and "outcome" not in ep:
+        state.setdefault("measuring", {})[ep["id"]] = {"record": closed, "before": ep["before"], "after": []}
+    return closed
 
 
 def _intervention(vital: dict, protocol: int, ep: dict, closed_at: int | None) -> dict:
     return {"tenant": vital["tenant"], "agent_id": vital["agent_id"], "intervention_id": ep["id"],
             "protocol": protocol, "severity": ep["severity"], "description": ep["description"],
             "tokens_saved": clamp(int(round(ep["tokens_saved"]))), "details": json.dumps(ep["details"], sort_keys=True),
-            "opened_at": ep["opened_at"], "closed_at": closed_at, "version": vital["id"]}
+            "opened_at": ep["opened_at"], "closed_at": closed_at, "version": vital["id"],
+            "outcome": ep.get("outcome"), "outcome_details": ep.get("outcome_details"),
+            "tokens_saved_measured": ep.get("tokens_saved_measured")}
 
 
 def _worse(a: str | None, b: str) -> str:
     return b if a is None or R.SEVERITY_RANK[b] > R.SEVERITY_RANK[a] else a
+
+
+# -- outcomes: did the intervention work? ---------------------------------------------------
+
+OUTCOME_COLUMNS = METRICS + ("flagged",)  # an outcome row: the four metrics, then 1.0 if protocol 3 flagged it
+
+
+def _measure_outcomes(state: dict, vital: dict, orow: list[float]) -> list[dict]:
+    """Add this snapshot to the "after" window of every closed intervention still measuring,
+    and of every episode open for OUTCOME_OPEN_AFTER_MS; returns the version of each whose
+    window is now full, with its outcome (an open episode keeps it for its later versions)."""
+    done = []
+    for key, ep in state["episodes"].items():
+        if ("outcome" not in ep and len(ep.get("before", [])) == R.OUTCOME_WINDOW
+                and vital["recorded_at"] - ep["opened_at"] >= R.OUTCOME_OPEN_AFTER_MS):
+            ep["after"] = ep.get("after", []) + [orow]
+            if len(ep["after"]) == R.OUTCOME_WINDOW:
+                ep.update(outcome(int(key), ep["before"], ep.pop("after")))
+                done.append(_intervention(vital, int(key), ep, closed_at=None))
+    for iv_id, m in list(state.get("measuring", {}).items()):
+        m["after"].append(orow)
+        if len(m["after"]) == R.OUTCOME_WINDOW:
+            del state["measuring"][iv_id]
+            done.append({**m["record"], **outcome(m["record"]["protocol"], m["before"], m["after"]),
+                         "version": vital["id"]})
+    return done
+
+
+def outcome(protocol: int, before: list[list[float]], after: list[list[float]]) -> dict:
+    """Compare the windows (same length) on the protocol's watched metrics: worse if any rose
+    by more than OUTCOME_CHANGE, else improved if any fell by more, else unchanged."""
+    means = {name: (sum(b) / len(b), sum(a) / len(a))
+             for name, b, a in zip(OUTCOME_COLUMNS, zip(*before), zip(*after))}
+    verdicts = {_verdict(*means[name]) for name in R.OUTCOME_WATCHED[protocol]}
+    result = "worse" if "worse" in verdicts else "improved" if "improved" in verdicts else "unchanged"
+    details = {"window": len(after), "watched": list(R.OUTCOME_WATCHED[protocol]),
+               "metrics": {name: {"before": round(b, 4), "after": round(a, 4)} for name, (b, a) in means.items()}}
+    measured = None
+    if protocol in R.TOKENS_SAVED_PROTOCOLS:  # the protocols whose tokens_saved is estimated
+        # equal windows: the drop in mean tokens per snapshot x the window = the drop in their sums
+        drop = sum(r[0] for r in before) - sum(r[0] for r in after)
+        measured = clamp(int(round(max(drop, 0.0))))
+    return {"outcome": result, "outcome_details": json.dumps(details, sort_keys=True),
+            "tokens_saved_measured": measured}
+
+
+def _verdict(before: float, after: float) -> str:
+    if after > before * (1 + R.OUTCOME_CHANGE):  # from 0, any rise is worse
+        return "worse"
+    if after < before * (1 - R.OUTCOME_CHANGE):
+        return "improved"
+    return "unchanged"
 
 
 # -- one snapshot ---------------------------------------------------------------------------
@@ -165,7 +227,10 @@ def step_vital(state: dict, vital: dict, status: bool = True) -> tuple[dict, lis
     metadata = json.loads(vital["metadata"] or "{}")
     base = baseline(state["window"])
     flags = quality_flags(state, vital, row, metadata, base)
-    out: list[dict] = []
+    orow = row + [1.0 if flags else 0.0]
+    state["outcome_rows"] = (state.get("outcome_rows", []) + [orow])[-R.OUTCOME_WINDOW:]
+    # before the protocols: an episode closing on this snapshot measures from the next one
+    out: list[dict] = _measure_outcomes(state, vital, orow)
     if state["snapshots"] >= R.MIN_SNAPSHOTS:
         out += _protocols(state, vital, row, base, flags)
     if not flags:  # data flagged as bad never shapes the baseline

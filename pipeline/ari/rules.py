@@ -32,6 +32,15 @@ TOKEN_DRIFT_RATIO = 1.3      # tokens above 130 % of the baseline center ...
 TOKEN_SUSTAIN = 2            # ... in this many consecutive snapshots (one noisy outlier is not drift)
 TOKEN_HIGH_RATIO = 2.0       # ... and at 200 % or more the intervention is high severity
 
+# Outcomes: did the intervention work? (compares a window before and after the episode)
+OUTCOME_WINDOW = 3           # snapshots in each window: burnout's sustain, so "before" is what opened it
+OUTCOME_CHANGE = 0.2         # a watched metric's mean 20 % lower after is improved, 20 % higher is worse
+# the metrics each protocol is judged on ("flagged": the share of snapshots protocol 3 flagged)
+OUTCOME_WATCHED = {1: ("loop_frequency", "hallucination_rate"), 2: ("directive_conflicts",), 3: ("flagged",),
+                   4: ("token_consumption",)}
+OUTCOME_OPEN_AFTER_MS = 30 * 60_000  # an episode still open this long after it opened is measured anyway
+TOKENS_SAVED_PROTOCOLS = (1, 4)  # the protocols that estimate tokens_saved also measure it
+
 # Checkups' token load bounds (reference 003's amber and red token thresholds)
 LOAD_WARN = 0.75
 LOAD_FAIL = 0.95

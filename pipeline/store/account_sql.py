@@ -52,7 +52,7 @@ VIEWS: dict[str, str] = {
         "overall_health", "recorded_at") + " FROM {db}.agent_latest FINAL",
     "interventions": "SELECT " + _columns(
         "agent_id", "intervention_id", "protocol", "severity", "description", "tokens_saved", "details", "opened_at",
-        "closed_at") + " FROM {db}.ari_interventions FINAL",
+        "closed_at", "outcome", "outcome_details", "tokens_saved_measured") + " FROM {db}.ari_interventions FINAL",
     "ari_status": "SELECT " + _columns("agent_id", "snapshots", "checkups", "baseline", "updated_at")
                   + " FROM {db}.ari_status FINAL",
     "app_metrics": "SELECT " + _columns("application_id", "metric", "timestamp", "value")

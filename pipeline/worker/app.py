@@ -111,7 +111,7 @@ def create_app(settings: Settings, bootstrap: str, rules: RuleBook, book: Budget
 @dataclass
 class Step:
     states: dict = field(default_factory=dict)    # key -> new state
-    outputs: dict = field(default_factory=dict)   # (what, id) -> (key, kind, record), the last of each
+    outputs: dict = field(default_factory=dict)   # (what, key[, id]) -> (key, kind, record), the last of each
     dead: list = field(default_factory=list)      # (key, value, source, reason) of records that raised
     detectors: dict = field(default_factory=dict)  # key -> anomaly detectors to save (Detectors.save)
     insights: dict = field(default_factory=dict)   # insight id -> (key, record), the last version of each
@@ -142,7 +142,8 @@ def apply_batch(lookup, records, detectors=None) -> Step:
         try:
             if kind == "agent_vital":
                 state, versions, status = step_vital(state, record)
-                found = [(("iv", v["intervention_id"]), (key, "ari_intervention", v)) for v in versions]
+                # an intervention id is unique per agent only (iv_<snapshot id>_p<protocol>)
+                found = [(("iv", key, v["intervention_id"]), (key, "ari_intervention", v)) for v in versions]
                 if status:
                     found.append((("status", key), (key, "ari_status", status)))
                 step.outputs.update(found)

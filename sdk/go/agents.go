@@ -154,8 +154,10 @@ type ARI struct {
 // ARIStats sums up the interventions.
 type ARIStats struct {
 	InterventionsToday int   `json:"interventions_today"`
-	TokensSaved        int64 `json:"tokens_saved"`
+	TokensSaved        int64 `json:"tokens_saved"` // estimated
 	ConflictsResolved  int   `json:"conflicts_resolved"`
+	// TokensSavedMeasured sums the measured drops of the interventions whose outcome is known.
+	TokensSavedMeasured int64 `json:"tokens_saved_measured"`
 }
 
 // Checkup is one security checkup's result.
@@ -176,6 +178,11 @@ type Intervention struct {
 	CreatedAt   time.Time      `json:"created_at"`
 	ClosedAt    *time.Time     `json:"closed_at"`
 	Details     map[string]any `json:"details"`
+	// Outcome is improved | unchanged | worse once the snapshots after the episode were
+	// measured, nil until then; OutcomeDetails holds the figures (means before and after).
+	Outcome             *string        `json:"outcome"`
+	OutcomeDetails      map[string]any `json:"outcome_details"`
+	TokensSavedMeasured *int64         `json:"tokens_saved_measured"` // protocols 1 and 4
 }
 
 // ReportVitals is POST /api/vitals. One report per agent per 10 s is accepted; a second

@@ -437,7 +437,7 @@ namespace Sophonz.Tests
                     var ari = await client.Agents.AriAsync("csharp-agent");
                     Assert.JsonEqual(new { success = true, agent_id = "csharp-agent", ready = false, snapshots = 1,
                                            message = "ARI starts after 5 snapshots; this agent has 1 so far",
-                                           stats = new { interventions_today = 0, tokens_saved = 0, conflicts_resolved = 0 },
+                                           stats = new { interventions_today = 0, tokens_saved = 0, conflicts_resolved = 0, tokens_saved_measured = 0 },
                                            checkups = new { }, interventions = new object[0] }, ari, "ari");
                     facts["vital"] = vital;
                     facts["event"] = stored;
