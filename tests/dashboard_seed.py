@@ -145,6 +145,10 @@ def seed_agents(topics: Topics, tenant: str, seeded: Seeded, start_ms: int) -> N
         record = {"tenant": tenant, "agent_id": agent, "intervention_id": iid, "protocol": protocol,
                   "severity": severity, "description": description, "tokens_saved": saved,
                   "details": json.dumps({"seeded": True}), "opened_at": opened, "closed_at": closed, "version": 1}
+        if closed:  # measured after it closed (docs/ari.md, Outcomes)
+            record.update(outcome="improved", tokens_saved_measured=9_000, outcome_details=json.dumps(
+                {"window": 3, "watched": ["token_consumption"],
+                 "metrics": {"token_consumption": {"before": 7000.0, "after": 4000.0}}}))
         topics.send(ARI_INTERVENTIONS, "ari_intervention", entity_key(tenant, agent), record)
         seeded.interventions.append(record)
 

@@ -163,9 +163,12 @@ def test_the_dashboard_in_a_browser(running_api):
     assert seen["events"] == ["task_completed", "directive_conflict", "tool_error"]
     assert seen["eventDetails"] == [e["details"] for e in reversed(seeded.events)]
     assert seen["interventions"] == [opened["description"], closed["description"]]
+    assert seen["outcomes"] == [["not measured yet", "", "–"],
+                                ["✓ improved", "token_consumption: 7,000 → 4,000", "9,000"]]
     assert seen["checkups"] == [["auth", "✓ ALIGNÉ"], ["integ", "▲ SUSPECT"], ["charge", "✓ OPTIMAL"]]
     today = now_s - now_s % 86_400
-    assert seen["ariStats"] == [str(sum(i["opened_at"] // 1000 >= today for i in seeded.interventions)), "12,000", "0"]
+    assert seen["ariStats"] == [str(sum(i["opened_at"] // 1000 >= today for i in seeded.interventions)), "12,000", "0",
+                                "9,000"]
     assert seen["metadataKeys"] == ["responseLatency", "model", "region", "tools"]
     assert seen["metadataJson"] == last_meta
     assert seen["agentRules"] == [["Hallucinations high", "✖ firing"]]

@@ -19,6 +19,8 @@ const VITALS = [
 const BUILT_IN = new Set(VITALS.map((v) => v[0]));
 const CHECKUPS = { auth: 'Directives', integ: 'Integrity', charge: 'Load' };
 
+const OUTCOME_KIND = { improved: 'ok', unchanged: 'disabled', worse: 'critical' };
+
 export async function agentPage(main, agentId) {
   const path = `/api/agents/${encodeURIComponent(agentId)}`;
   main.innerHTML = `
@@ -101,6 +103,18 @@ export async function agentPage(main, agentId) {
       : '<p class="muted">No event in this range.</p>';
   }
 
+  // Whether it worked (docs/ari.md, Outcomes): the verdict, then each watched metric's
+  // mean over the snapshots before the episode and after it.
+  function outcome(i) {
+    if (!i.outcome) return '<span class="muted">not measured yet</span>';
+    const d = typeof i.outcome_details === 'string' ? JSON.parse(i.outcome_details) : (i.outcome_details || {});
+    const figures = (d.watched || []).map((m) => {
+      const f = (d.metrics || {})[m];
+      return f ? `<div class="muted">${esc(m)}: ${num(f.before, 2)} → ${num(f.after, 2)}</div>` : '';
+    }).join('');
+    return badge(i.outcome, OUTCOME_KIND[i.outcome] || i.outcome) + figures;
+  }
+
   function showAri(ari) {
     if (!ari.ready) { $('#agent-ari').innerHTML = `<p class="muted">${esc(ari.message)}</p>`; return; }
     const s = ari.stats;
@@ -108,14 +122,16 @@ export async function agentPage(main, agentId) {
       <div class="ari-top">
         <div><h3>Checkups</h3><ul class="checkups">${Object.entries(ari.checkups).map(([k, c]) => `<li data-checkup="${esc(k)}"><span>${esc(CHECKUPS[k] || k)}</span> ${badge(c.text, c.result)}</li>`).join('') || '<li class="muted">none yet</li>'}</ul></div>
         <dl class="stats"><div><dt>Interventions today</dt><dd id="ari-today">${num(s.interventions_today)}</dd></div>
-          <div><dt>Tokens saved</dt><dd id="ari-saved">${num(s.tokens_saved)}</dd></div>
+          <div><dt>Tokens saved (estimate)</dt><dd id="ari-saved">${num(s.tokens_saved)}</dd></div>
+          <div><dt>Tokens saved (measured)</dt><dd id="ari-saved-measured">${num(s.tokens_saved_measured)}</dd></div>
           <div><dt>Conflicts resolved</dt><dd id="ari-resolved">${num(s.conflicts_resolved)}</dd></div></dl>
       </div>
       <h3>Interventions <span class="muted">newest first</span></h3>
       ${ari.interventions.length ? `<div class="table-scroll"><table id="interventions-table">
-        <thead><tr><th scope="col">Opened</th><th scope="col">Closed</th><th scope="col">Protocol</th><th scope="col">Description</th><th scope="col">Severity</th><th scope="col">Tokens saved</th></tr></thead>
+        <thead><tr><th scope="col">Opened</th><th scope="col">Closed</th><th scope="col">Protocol</th><th scope="col">Description</th><th scope="col">Severity</th><th scope="col">Tokens saved (estimate)</th><th scope="col">Outcome</th><th scope="col">Tokens saved (measured)</th></tr></thead>
         <tbody>${ari.interventions.map((i) => `<tr data-intervention-id="${esc(i.id)}"><td>${esc(dateTime(i.created_at))}</td><td>${i.closed_at ? esc(dateTime(i.closed_at)) : badge('open')}</td>
-          <td>${esc(i.protocol)} · ${esc(i.name)}</td><td class="description">${esc(i.description)}</td><td>${badge(i.severity)}</td><td class="n">${num(i.tokens_saved)}</td></tr>`).join('')}</tbody></table></div>`
+          <td>${esc(i.protocol)} · ${esc(i.name)}</td><td class="description">${esc(i.description)}</td><td>${badge(i.severity)}</td><td class="n">${num(i.tokens_saved)}</td>
+          <td class="outcome">${outcome(i)}</td><td class="n">${i.tokens_saved_measured == null ? '–' : num(i.tokens_saved_measured)}</td></tr>`).join('')}</tbody></table></div>`
         : '<p class="muted">No intervention.</p>'}`;
   }
 

@@ -111,8 +111,14 @@ const LINE = [29, 78, 216];  // chart.js COLORS.line, the data series' stroke
     seen.events = await texts('#events-table tbody .event-type');
     seen.eventDetails = await texts('#events-table tbody td:nth-child(3)');
     seen.interventions = await texts('#interventions-table tbody .description');
+    seen.outcomes = await page.$$eval('#interventions-table tbody tr', (trs) => trs.map((tr) => {
+      const cell = tr.querySelector('.outcome'), verdict = cell.querySelector('.badge');
+      return [(verdict || cell).textContent.trim(), [...cell.querySelectorAll('div')].map((d) => d.textContent).join('; '),
+              tr.cells[tr.cells.length - 1].textContent.trim()];
+    }));
     seen.checkups = await page.$$eval('.checkups li', (lis) => lis.map((li) => [li.dataset.checkup, li.querySelector('.badge').textContent.trim()]));
-    seen.ariStats = [await page.textContent('#ari-today'), await page.textContent('#ari-saved'), await page.textContent('#ari-resolved')];
+    seen.ariStats = [await page.textContent('#ari-today'), await page.textContent('#ari-saved'), await page.textContent('#ari-resolved'),
+                    await page.textContent('#ari-saved-measured')];
     seen.metadataKeys = await texts('#metadata-table tbody th');
     seen.metadataJson = JSON.parse(await page.textContent('#metadata-json'));
     seen.agentRules = await page.$$eval('#agent-alerts tbody tr', (trs) => trs.map((tr) => [tr.cells[0].textContent.trim(), tr.querySelector('.rule-state').textContent.trim()]));
