@@ -10,7 +10,8 @@ import pytest
 from aiokafka.partitioner import murmur2
 
 from pipeline.accounts import tenant_for
-from pipeline.topics import AGENT_VITALS, entity_key
+from pipeline.applications import ConfigRegistry
+from pipeline.topics import AGENT_VITALS, ALERT_RULES, entity_key
 from sophra.processes import terminate
 
 from .conftest import clear_of_the_hour_end, eventually
@@ -55,6 +56,20 @@ def test_crud_validation_and_tenancy_of_budget_rules(running_api):
         assert http.get("/api/budgets/bdg_none/alerts").status_code == 404
         assert http.delete(f"{base}/{rule['id']}").status_code == 204
         assert http.get(base).json()["alerts"] == []
+        # deleting the budget deletes its rules (their routes would answer 404 for them)
+        kept = http.post(base, json={"name": "out", "condition": {"metric": "exhausted", "operator": "==",
+                                                                  "threshold": 1}, "actions": hook}).json()
+        assert http.delete(f"/api/budgets/{b['id']}").status_code == 204
+        assert http.get(base).status_code == 404
+        b2 = http.post("/api/budgets", json={"scope": "account", "limit": 5, "period": "week"}).json()
+        later = http.post(f"/api/budgets/{b2['id']}/alerts", json={"name": "out", "condition": {
+            "metric": "exhausted", "operator": "==", "threshold": 1}, "actions": hook}).json()
+        registry = ConfigRegistry(api.settings.kafka_bootstrap_servers, api.settings.topic(ALERT_RULES.name)).start()
+        try:  # a rule made after the delete is read after its tombstone (one partition)
+            assert eventually(lambda: registry.by_id.get(later["id"]), 30)
+            assert kept["id"] not in registry.by_id
+        finally:
+            registry.stop()
 
 
 def test_a_budget_crossing_80_percent_then_exhausting_fires_exactly_the_expected_alerts(running_api):
