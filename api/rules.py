@@ -1,6 +1,6 @@
-"""Alert rules in the api, for every kind of subject (application, agent, token budget): the request models, creating and
-changing a rule record, and the rule as answered (with the state the worker last
-reported). Routes: api/routes/alerts.py (applications under /v1; agents and budgets
+"""Alert rules in the api, for every kind of subject (application, agent, token budget):
+the request models, creating and changing a rule record, and the rule as answered (with
+the state the worker last reported). Routes: api/routes/alerts.py (applications under /v1; agents and budgets
 under /api). Semantics: docs/alerts.md.
 
 Rules are records on the compacted `app.alert_rules` topic; every api process keeps them

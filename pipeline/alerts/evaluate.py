@@ -1,7 +1,8 @@
 """The alert state machine, as pure functions over one subject's state (an application,
 an agent or a token budget): `apply_record` (and in it `observe`) on each source record
-(`observe` on a budget's figures, `budget_points`), `tick` on the wall clock. The worker (pipeline/worker/alerts.py) and replay (pipeline/replay/alerts.py)
-both run them; replay runs the clock itself (`run_clock`).
+(`observe` on a budget's figures, `budget_points`), `tick` on the wall clock. The worker
+(pipeline/worker/alerts.py) and replay (pipeline/replay/alerts.py) both run them; replay
+runs the clock itself (`run_clock`) and leaves budget rules out (docs/alerts.md, Replay).
 
     ok ──cond──> pending ──cond held `for`──> firing ──not cond──> ok   (notified: resolved)
      └──cond, for = 0────────────────────────> firing                    (notified: firing)
