@@ -14,7 +14,7 @@ import time
 from typing import Annotated, Literal
 
 from fastapi import Request
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_serializer
 
 from pipeline.accounts import EMAIL
 from pipeline.alerts.conditions import (AGENT_METRIC_NAME, AGGREGATIONS, BUDGET_METRICS, DEFAULT_AGGREGATION,
@@ -167,7 +167,7 @@ class RuleOut(BaseModel):
     id: str
     application_id: str | None = None
     agent_id: str | None = None
-    budget_id: str | None = None
+    budget_id: str | None = Field(None, description="Only in a budget's rules")
     name: str
     condition: dict
     actions: list[dict]
@@ -183,6 +183,15 @@ class RuleOut(BaseModel):
     value: float | None = Field(description="The last evaluated value of the aggregation over the window")
     evaluated_at: str | None
     warnings: list[str] | None = Field(None, description="What will keep a notification from being delivered")
+
+
+    @model_serializer(mode="wrap")
+    def _without_budget_id(self, handler):
+        # Application and agent rules are answered as before budgets had rules.
+        answer = handler(self)
+        if answer.get("budget_id") is None:
+            answer.pop("budget_id", None)
+        return answer
 
 
 class RuleList(BaseModel):

@@ -26,7 +26,7 @@ def test_reference_rule_round_trip(api):
         rule = created.json()
         assert rule["id"].startswith("alert_") and rule["created_at"].endswith("Z")
         assert {k: v for k, v in rule.items() if k not in ("id", "created_at", "since")} == {
-            "application_id": app_id, "agent_id": None, "budget_id": None, "name": "High Error Rate", "enabled": True,
+            "application_id": app_id, "agent_id": None, "name": "High Error Rate", "enabled": True,
             "condition": {"metric": "error_rate", "operator": ">", "threshold": 0.05, "window": "5m",
                           "aggregation": "mean"},
             "actions": [{"type": "email", "recipients": ["admin@company.com"]}, {"type": "slack", "channel": "#alerts"}],
