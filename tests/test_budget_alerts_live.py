@@ -75,8 +75,9 @@ def test_crud_validation_and_tenancy_of_budget_rules(running_api):
 def test_a_budget_crossing_80_percent_then_exhausting_fires_exactly_the_expected_alerts(running_api):
     """An account budget of 1,000 a day, counted from two vitals partitions: 500 (50 %),
     then 300 on another partition (80 %: the 80 % rule fires), then 250 (105 %: the
-    exhausted rule fires; the 80 % rule, already firing, says nothing). One webhook each,
-    nothing else, not even after a window without counts (an idle budget is not no_data)."""
+    exhausted rule fires; the 80 % rule, already firing, says nothing, though the worker was
+    killed with SIGKILL and restarted in between). One webhook each, nothing else, not even
+    after a window without counts (an idle budget is not no_data)."""
     clear_of_the_hour_end(240)  # the day stays the same through the test
     with HttpReceiver() as hook:
         api = running_api(outbound_allow="127.0.0.0/8")
@@ -99,9 +100,9 @@ def test_a_budget_crossing_80_percent_then_exhausting_fires_exactly_the_expected
                 agents = ["a0"] + [a for a in (f"a{i}" for i in range(1, 50))
                                    if partition(tenant, a) != partition(tenant, "a0")][:1]
 
-                def step(i: int, agent: str, tokens: int, used: int):
+                def step(i: int, agent: str, tokens: int, used: int, within: float = 60):
                     produce(s, [vital(tenant, i, agent, tokens, created + 1 + i)])
-                    assert eventually(lambda: figures(http, b["id"])[0] == used, 60), figures(http, b["id"])
+                    assert eventually(lambda: figures(http, b["id"])[0] == used, within), figures(http, b["id"])
                     time.sleep(2)  # the worker's alert step follows its count by a batch or two
 
                 def history(rule_id: str) -> list:
@@ -113,7 +114,10 @@ def test_a_budget_crossing_80_percent_then_exhausting_fires_exactly_the_expected
                 step(1, agents[1], 300, 800)  # the two partitions' partials summed: 80 %
                 assert eventually(lambda: history(pct["id"]), 30) == [("ok", "firing", "firing", 80.0, 80.0)]
                 assert hook.wait_for(1, 30) and len(hook.requests) == 1
-                step(2, agents[0], 250, 1050)
+                worker.kill()  # its alert state is in the changelog: the firing rule must not fire again
+                assert worker.wait(30) == -9
+                worker = start(s, "worker")
+                step(2, agents[0], 250, 1050, within=180)
                 assert eventually(lambda: history(out["id"]), 30) == [("ok", "firing", "firing", 1.0, 1.0)]
                 assert hook.wait_for(2, 30)
                 time.sleep(65)  # a whole window without counts
