@@ -21,6 +21,7 @@ from pipeline.alerts.conditions import duration_ms
 from pipeline.topic_table import PromptTopicTable
 from schemas import codec
 
+from . import rules as R
 from .config_write import write_config
 from .errors import ApiError, invalid
 from .models import MAX_COUNT, AgentId, BudgetSignal, iso_ms
@@ -194,6 +195,9 @@ async def delete(request: Request, budget: dict) -> None:
     # its counts go too (a tombstone per partition the worker counted from)
     for partition in list(usage(request).partials.get(budget["id"], {})):
         await send(request.app.state.producer, usage(request).topic, f"{budget['id']}/{partition}".encode(), None)
+    # and its alert rules: their routes answer 404 once it is gone, so none could delete them
+    for rule in R.of_subject(request, budget["tenant"], "budget", budget["id"]):
+        await R.delete(request, rule)
 
 
 def listing(request: Request, tenant: str) -> BudgetList:

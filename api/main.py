@@ -110,6 +110,7 @@ def create_app(settings: Settings, bootstrap: str, *, run_sink: bool = False) ->
     app.include_router(otlp.router)
     app.include_router(alerts.router)
     app.include_router(alerts.agent_router)
+    app.include_router(alerts.budget_router)
     app.include_router(notifications.router)
     app.include_router(budgets.router)
     app.include_router(deployments.router)

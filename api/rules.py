@@ -1,7 +1,7 @@
-"""Alert rules in the api, for both kinds of subject: the request models, creating and
-changing a rule record, and the rule as answered (with the state the worker last
-reported). Routes: api/routes/alerts.py (applications, /v1) and
-api/routes/agent_alerts.py (agents, /api). Semantics: docs/alerts.md.
+"""Alert rules in the api, for every kind of subject (application, agent, token budget):
+the request models, creating and changing a rule record, and the rule as answered (with
+the state the worker last reported). Routes: api/routes/alerts.py (applications under /v1; agents and budgets
+under /api). Semantics: docs/alerts.md.
 
 Rules are records on the compacted `app.alert_rules` topic; every api process keeps them
 all in memory (a ConfigRegistry), so a rule is listed by the replica that took it as
@@ -14,11 +14,11 @@ import time
 from typing import Annotated, Literal
 
 from fastapi import Request
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_serializer
 
 from pipeline.accounts import EMAIL
-from pipeline.alerts.conditions import (AGENT_METRIC_NAME, AGGREGATIONS, DEFAULT_AGGREGATION, DEFAULT_REPEAT,
-                                        DEFAULT_WINDOW, duration_ms, window_ms, without_secrets)
+from pipeline.alerts.conditions import (AGENT_METRIC_NAME, AGGREGATIONS, BUDGET_METRICS, DEFAULT_AGGREGATION,
+                                        DEFAULT_REPEAT, DEFAULT_WINDOW, duration_ms, window_ms, without_secrets)
 from pipeline.applications import ConfigRegistry
 from pipeline.outbound import Outbound, OutboundBlocked
 
@@ -82,6 +82,13 @@ class AgentCondition(Condition):
                                     "metric reported in vitals")
 
 
+class BudgetCondition(Condition):
+    metric: Literal[BUDGET_METRICS] = Field(description=(
+        "percent_used, hours_to_exhaustion (until the forecast exhaustion; 0 once exhausted) or exhausted (1 or 0)"))
+    aggregation: Aggregation = Field("max", description=(
+        "How the window's points become one value; max by default, so a crossing fires at once"))
+
+
 class EmailAction(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
     type: Literal["email"]
@@ -126,6 +133,10 @@ class AgentRuleCreate(RuleCreate):
     condition: AgentCondition
 
 
+class BudgetRuleCreate(RuleCreate):
+    condition: BudgetCondition
+
+
 class ConditionPatch(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
     metric: str | None = None
@@ -156,6 +167,7 @@ class RuleOut(BaseModel):
     id: str
     application_id: str | None = None
     agent_id: str | None = None
+    budget_id: str | None = Field(None, description="Only in a budget's rules")
     name: str
     condition: dict
     actions: list[dict]
@@ -171,6 +183,15 @@ class RuleOut(BaseModel):
     value: float | None = Field(description="The last evaluated value of the aggregation over the window")
     evaluated_at: str | None
     warnings: list[str] | None = Field(None, description="What will keep a notification from being delivered")
+
+
+    @model_serializer(mode="wrap")
+    def _without_budget_id(self, handler):
+        # Application and agent rules are answered as before budgets had rules.
+        answer = handler(self)
+        if answer.get("budget_id") is None:
+            answer.pop("budget_id", None)
+        return answer
 
 
 class RuleList(BaseModel):
@@ -258,7 +279,8 @@ async def create(request: Request, tenant: str, body: RuleCreate, *, scope: str,
               "application_id": subject_id if scope == "application" else "",
               "name": body.name, "condition": body.condition.model_dump_json(), "actions": json.dumps(stored),
               "enabled": body.enabled, "created_at": _now(), "scope": scope,
-              "agent_id": subject_id if scope == "agent" else None, "for_ms": duration_ms(body.for_),
+              "agent_id": subject_id if scope == "agent" else None,
+              "budget_id": subject_id if scope == "budget" else None, "for_ms": duration_ms(body.for_),
               "repeat_interval_ms": duration_ms(body.repeat_interval), "silenced_until": None, "updated_at": None}
     await write_config(request.app.state.producer, rules(request), "alert_rule", record["id"], record)
     return out(record, None, shown=stored, warn=warnings(request, tenant, stored))
@@ -272,8 +294,11 @@ def find(request: Request, tenant: str, alert_id: str, *, scope: str, subject_id
     return rule
 
 
+SUBJECT_FIELDS = {"application": "application_id", "agent": "agent_id", "budget": "budget_id"}
+
+
 def subject_of(rule: dict) -> str:
-    return rule["agent_id"] if rule["scope"] == "agent" else rule["application_id"]
+    return rule[SUBJECT_FIELDS.get(rule["scope"], "application_id")]
 
 
 def of_subject(request: Request, tenant: str, scope: str, subject_id: str) -> list[dict]:
@@ -345,7 +370,8 @@ def out(r: dict, status: dict | None, *, shown: list[dict] | None = None, warn: 
         state, since, value, at = "ok", r["created_at"], None, None
     else:
         state, since, value, at = status["state"], status["since"], status["value"], status["at"]
-    subject = {"agent_id": r["agent_id"]} if r["scope"] == "agent" else {"application_id": r["application_id"]}
+    field = SUBJECT_FIELDS.get(r["scope"], "application_id")
+    subject = {field: r[field]}
     return RuleOut(id=r["id"], **subject, name=r["name"], condition=json.loads(r["condition"]),
                    actions=shown if shown is not None else without_secrets(json.loads(r["actions"])),
                    enabled=r["enabled"], repeat_interval=_duration(r["repeat_interval_ms"]),

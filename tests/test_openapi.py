@@ -13,7 +13,8 @@ DOCUMENTED = {
     ("get", "/api/dashboard/agents"), ("get", "/api/health-thresholds"),
     ("post", "/v1/applications"), ("get", "/v1/applications"), ("get", "/v1/applications/{app_id}"),
     ("patch", "/v1/applications/{app_id}"), ("delete", "/v1/applications/{app_id}"),
-    *((m, f"{base}/alerts{tail}") for base in ("/v1/applications/{app_id}", "/api/agents/{agent_id}")
+    *((m, f"{base}/alerts{tail}") for base in ("/v1/applications/{app_id}", "/api/agents/{agent_id}",
+                                                "/api/budgets/{budget_id}")
       for m, tail in (("post", ""), ("get", ""), ("patch", "/{alert_id}"), ("delete", "/{alert_id}"),
                       ("post", "/{alert_id}/silence"), ("get", "/{alert_id}/history"))),
     ("post", "/api/notifications"), ("get", "/api/notifications"), ("patch", "/api/notifications/{policy_id}"),

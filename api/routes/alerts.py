@@ -1,12 +1,13 @@
 """Alert rules of applications (/v1/applications/{id}/alerts: reference 000's Create
-Alert and, beyond it, state, history, changes and silences) and of agents
-(/api/agents/{id}/alerts, beyond reference 003): the same routes for both, made by
-`rule_routes`. Logic: api/rules.py; what the rules do: docs/alerts.md."""
+Alert and, beyond it, state, history, changes and silences), of agents
+(/api/agents/{id}/alerts, beyond reference 003) and of token budgets
+(/api/budgets/{id}/alerts, issue 16): the same routes for all, made by `rule_routes`. Logic: api/rules.py; what the rules do: docs/alerts.md."""
 from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
+from .. import budgets as B
 from .. import rules as R
 from ..auth import Tenant
 from ..models import AgentId, ErrorOut
@@ -69,3 +70,5 @@ router = rule_routes(APIRouter(prefix="/v1", tags=["alerts"]), "/applications/{a
                      "application", R.RuleCreate, R.Condition, require_application)
 agent_router = rule_routes(APIRouter(prefix="/api", tags=["agent alerts"]), "/agents/{agent_id}/alerts", "agent_id",
                            "agent", R.AgentRuleCreate, R.AgentCondition, _any_agent, AgentId)
+budget_router = rule_routes(APIRouter(prefix="/api", tags=["budget alerts"]), "/budgets/{budget_id}/alerts",
+                            "budget_id", "budget", R.BudgetRuleCreate, R.BudgetCondition, B.find)

@@ -22,6 +22,10 @@ BUCKETS = 60  # a window is kept as 60 buckets of window/60 (docs/alerts.md)
 AGENT_METRICS = ("tokenConsumption", "hallucinationRate", "loopCount", "conflictCount", "tokenUsagePercent")
 AGENT_METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,63}$")
 
+# Budget rules watch a token budget's figures (pipeline/budgets.py `figures`), computed by
+# the worker when its counts change (pipeline/alerts/evaluate.py budget_points).
+BUDGET_METRICS = ("percent_used", "hours_to_exhaustion", "exhausted")
+
 
 def duration_ms(text: str) -> int:
     """Milliseconds of "90s", "5m", "4h", "1d"; ValueError otherwise."""
@@ -48,8 +52,8 @@ class Rule:
     id: str
     tenant: str
     name: str
-    scope: str            # application | agent
-    subject_id: str       # app_... or the agent id
+    scope: str            # application | agent | budget
+    subject_id: str       # app_..., the agent id or the budget id
     metric: str
     operator: str
     threshold: float
@@ -75,9 +79,9 @@ class Rule:
     def from_record(cls, r: dict) -> "Rule":
         c = json.loads(r["condition"])
         window = c.get("window") or DEFAULT_WINDOW
-        agent = r.get("scope") == "agent"
-        return cls(id=r["id"], tenant=r["tenant"], name=r["name"], scope="agent" if agent else "application",
-                   subject_id=r["agent_id"] if agent else r["application_id"], metric=c["metric"],
+        scope = r.get("scope") if r.get("scope") in ("agent", "budget") else "application"
+        subject = r[{"application": "application_id", "agent": "agent_id", "budget": "budget_id"}[scope]]
+        return cls(id=r["id"], tenant=r["tenant"], name=r["name"], scope=scope, subject_id=subject, metric=c["metric"],
                    operator=c["operator"], threshold=float(c["threshold"]), window=window,
                    window_ms=window_ms(window), aggregation=c.get("aggregation") or DEFAULT_AGGREGATION,
                    for_ms=r.get("for_ms", 0), repeat_ms=r.get("repeat_interval_ms", duration_ms(DEFAULT_REPEAT)),

@@ -1,11 +1,12 @@
-"""The alert state machine, as pure functions over one subject's state (an application
-or an agent): `apply_record` (and in it `observe`) on each source record, `tick` on the
-wall clock. The worker (pipeline/worker/alerts.py) and replay (pipeline/replay/alerts.py)
-both run them; replay runs the clock itself (`run_clock`).
+"""The alert state machine, as pure functions over one subject's state (an application,
+an agent or a token budget): `apply_record` (and in it `observe`) on each source record
+(`observe` on a budget's figures, `budget_points`), `tick` on the wall clock. The worker
+(pipeline/worker/alerts.py) and replay (pipeline/replay/alerts.py) both run them; replay
+runs the clock itself (`run_clock`) and leaves budget rules out (docs/alerts.md, Replay).
 
     ok ──cond──> pending ──cond held `for`──> firing ──not cond──> ok   (notified: resolved)
      └──cond, for = 0────────────────────────> firing                    (notified: firing)
-    any but no_data ──no point for a window (wall clock)──> no_data     (notified if it was firing)
+    any but no_data ──no point for a window (wall clock)──> no_data     (notified if it was firing; not budgets)
     firing ──every repeat interval (wall clock)──> firing                (notified: reminder)
 
 A subject's state: the bucketed series its rules read (series.py), when each metric
@@ -110,6 +111,12 @@ def _step(state: dict, rule: Rule, value: float | None, at: int, wall: int) -> l
     return [_transition(state, rule, prev, new, at, started_at, value, notify, wall)]
 
 
+def watched(rule: Rule) -> bool:
+    """Whether silence means missing data: a budget's figures change only when tokens are
+    counted, so an idle budget is quiet, not missing (its rules never go no_data)."""
+    return rule.scope != "budget"
+
+
 def tick(state: dict, rules: list[Rule], wall: int) -> list[tuple[str, dict]]:
     """The wall clock's part: no_data once a rule's metric went a window without points,
     reminders while firing; forget the state of rules deleted or disabled, and the series
@@ -124,7 +131,7 @@ def tick(state: dict, rules: list[Rule], wall: int) -> list[tuple[str, dict]]:
         rs = _rule_state(state, rule, wall)
         last = max(state["seen"].get(rule.metric, 0), rs["created"])
         prev = rs["state"]
-        if prev != "no_data" and wall - last > rule.window_ms:
+        if prev != "no_data" and watched(rule) and wall - last > rule.window_ms:
             at = last + rule.window_ms
             notify = "no_data" if prev == "firing" else None
             started_at = rs["started_at"] if prev == "firing" else at
@@ -160,6 +167,18 @@ def vital_points(record: dict) -> list[tuple[str, float, int]]:
     return [(m, float(v), t) for m, v in values.items()]
 
 
+def budget_points(f: dict, at: int) -> list[tuple[str, float, int]]:
+    """A budget's figures (pipeline/budgets.py `figures`) at `at` as the points budget rules
+    read: percent_used; exhausted 1 or 0; hours_to_exhaustion from the forecast, 0 once
+    exhausted (it has run out), absent while the budget does not run out at its pace."""
+    points = [("percent_used", float(f["percent_used"]), at), ("exhausted", float(f["exhausted"]), at)]
+    if f["exhausted"]:
+        points.append(("hours_to_exhaustion", 0.0, at))
+    elif f["forecast_exhaustion_at"] is not None:
+        points.append(("hours_to_exhaustion", (f["forecast_exhaustion_at"] - at) / 3_600_000, at))
+    return points
+
+
 def metric_points(record: dict) -> list[tuple[str, float, int]]:
     """An app_metric_batch record as (metric, value, timestamp) points."""
     return [(p["metric"], p["value"], p["timestamp"]) for p in record["points"]]
@@ -189,7 +208,7 @@ def next_due(state: dict, rules: list[Rule]) -> int | None:
         rs = state["rules"].get(rule.id)
         if not rule.enabled or rs is None:
             continue
-        if rs["state"] != "no_data":
+        if rs["state"] != "no_data" and watched(rule):
             due.append(max(state["seen"].get(rule.metric, 0), rs["created"]) + rule.window_ms + 1)
         if rs["state"] == "firing" and rule.repeat_ms > 0:
             due.append(rs["notified"] + rule.repeat_ms)

@@ -18,7 +18,7 @@ class Notification:
     kind: str               # one of KINDS
     rule_id: str | None     # "alert_..." (None for an ARI intervention)
     rule_name: str          # for interventions the ARI description
-    subject_kind: str       # "application" | "agent"
+    subject_kind: str       # "application" | "agent" | "budget"
     subject_id: str
     subject_name: str
     metric: str | None

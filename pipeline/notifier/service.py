@@ -178,8 +178,9 @@ class Notifier:
         if r["scope"] == "application":
             app = self.apps.get(tenant, r["subject_id"])
             name, link = (app["name"] if app else r["subject_id"]), f"/v1/applications/{r['subject_id']}"
-        else:
-            name, link = r["subject_name"] or r["subject_id"], f"/api/agents/{r['subject_id']}"
+        else:  # an agent or a budget: the name the worker knew it by
+            route = "budgets" if r["scope"] == "budget" else "agents"
+            name, link = r["subject_name"] or r["subject_id"], f"/api/{route}/{r['subject_id']}"
         n = {"id": r["id"], "kind": r["notify"], "rule_id": r["rule_id"], "rule_name": r["rule_name"],
              "subject_kind": r["scope"], "subject_id": r["subject_id"], "subject_name": name, "metric": r["metric"],
              "aggregation": r["aggregation"], "operator": r["operator"], "threshold": r["threshold"],

@@ -1,6 +1,8 @@
 """The alerts' part of `sophra replay` (the whole: pipeline/replay/__init__.py): alert
 transitions and statuses, and the worker's `application_alert_state` and
-`agent_alert_state` tables, under the rules as they are now (`app.alert_rules`).
+`agent_alert_state` tables, under the rules as they are now (`app.alert_rules`). Budget
+rules are left out: their source, the compacted `budgets.usage`, keeps only each
+partial's latest count, so a budget's past figures cannot be rebuilt.
 
 1. Read `app.metrics` (application rules) and `agent.vitals` (agent rules) from the
    beginning of their retained history up to the watermarks taken at start, one

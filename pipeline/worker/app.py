@@ -103,7 +103,7 @@ def create_app(settings: Settings, bootstrap: str, rules: RuleBook, book: Budget
 
     quota.register(app, settings)  # /v1 quota: usage sums per key and hour
     app.sophra_tables = {WORKER_STATE_TABLE: agents, anomalies.table_name("agent"): detectors.table,
-                         **deployments.register(app, settings, raw), **alerts.register(app, settings, raw, rules),
+                         **deployments.register(app, settings, raw), **alerts.register(app, settings, raw, rules, book),
                          **budgets.register(app, settings, raw, book)}
     return app
 
