@@ -434,7 +434,8 @@ def check(data: Path, load: Load) -> dict:
                 state, versions, status = step_vital(state, record)
                 derived.update({v["intervention_id"]: v for v in versions})
                 statuses[key] = status or statuses.get(key)
-    cols = ["tenant", "agent_id", "intervention_id", "protocol", "severity", "description", "tokens_saved", "details"]
+    cols = ["tenant", "agent_id", "intervention_id", "protocol", "severity", "description", "tokens_saved", "details",
+            "outcome", "outcome_details", "tokens_saved_measured"]  # every field of the engine's records
     rows = ch.query(f"SELECT {', '.join(cols)}, toUnixTimestamp64Milli(opened_at), "
                     "toUnixTimestamp64Milli(closed_at), version FROM ari_interventions FINAL").result_rows
     stored = {r[2]: dict(zip(cols + ["opened_at", "closed_at", "version"], r)) for r in rows}
